@@ -1,0 +1,3 @@
+"""adtag: multimodal video-ad tagging (branches -> out-of-fold meta-features -> stacker)."""
+
+__version__ = "0.1.0"

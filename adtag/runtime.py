@@ -1,0 +1,29 @@
+"""Process-wide settings: explicit thread counts, offline defaults, telemetry off."""
+
+from __future__ import annotations
+
+import os
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def configure(threads: int | None = None) -> int:
+    """Fix thread counts so that parallel workers do not fight over the cores.
+
+    Call before heavy imports where possible; safe to call again. Returns the count used.
+    """
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if threads is None:
+        threads = int(os.environ.get("ADTAG_THREADS", 0)) or min(4, os.cpu_count() or 1)
+    for var in _THREAD_VARS:
+        os.environ[var] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a dependency, but stay usable without it
+        pass
+    return threads
