@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from adtag.errors import AdtagError
 from adtag.io import write_text
 
@@ -30,7 +32,8 @@ class Item:
     tags: list[str] | None = None
     video: Path | None = None
     text: dict[str, str] = field(default_factory=dict)
-    features: dict[str, Path] = field(default_factory=dict)
+    # A path to a .npy file, or an array already in memory (extraction on the fly, the service).
+    features: dict[str, Path | np.ndarray] = field(default_factory=dict)
     extra: dict[str, float] = field(default_factory=dict)
 
     def to_json(self, root: Path | None = None) -> dict[str, Any]:
@@ -52,7 +55,7 @@ class Item:
         if self.text:
             out["text"] = dict(self.text)
         if self.features:
-            out["features"] = {k: rel(v) for k, v in self.features.items()}
+            out["features"] = {k: rel(v) for k, v in self.features.items() if isinstance(v, Path)}
         if self.extra:
             out["extra"] = dict(self.extra)
         return out
