@@ -43,10 +43,8 @@ class RapidOcr:
             text_score=min_score,
         )
         if threads > 1:  # rebuild the sessions with sleeping (non-spinning) thread pools
-            for part in (self.engine.text_det, self.engine.text_rec):
-                holder = part.session
-                path = holder.session._model_path
-                holder.session = ort_session(path, threads)
+            for holder in (self.engine.text_det.infer, self.engine.text_rec.session):
+                holder.session = ort_session(holder.session._model_path, threads)
         self.det_side = det_side
         self.min_score = min_score
 

@@ -1,0 +1,1 @@
+"""Extraction orchestration and the feature store: videos -> per-modality arrays -> a manifest."""

@@ -1,0 +1,222 @@
+"""Extraction for users of the library: one video in memory, or many videos into a FEATURE_DIR.
+
+``extract_video(path)`` serves ``adtag predict`` on raw videos and the HTTP service;
+``extract_to_dir(inputs, out_dir)`` is ``adtag extract``: parallel workers, each loading the
+encoders once, a resumable store, a progress bar, and the failures listed at the end.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import multiprocessing
+import os
+import traceback
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adtag import runtime
+from adtag.data.manifest import Item
+from adtag.errors import AdtagError
+from adtag.features.inputs import source_key
+from adtag.features.pipeline import DEFAULT_ENCODERS, Extractor, resolve_encoders
+from adtag.features.store import Failure, FeatureStore
+
+__all__ = ["DEFAULT_ENCODERS", "Failure", "extract_to_dir", "extract_video", "get_extractor"]
+
+
+def default_threads(workers: int = 1) -> int:
+    """Threads per worker so that the workers together use the machine's cores once."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+@functools.cache
+def _extractor(specs: tuple[tuple[str, str], ...], threads: int) -> Extractor:
+    return Extractor(dict(specs), threads=threads)
+
+
+def get_extractor(encoders: Mapping[str, str | None] | None = None, threads: int | None = None) -> Extractor:
+    """The process's Extractor for these encoders: models are loaded on the first call only."""
+    specs = resolve_encoders(encoders)
+    return _extractor(tuple(sorted(specs.items())), threads or default_threads())
+
+
+def extract_video(
+    path: str | os.PathLike,
+    encoders: Mapping[str, str | None] | None = None,
+    language: str | None = None,
+    timings: dict[str, Any] | None = None,
+    item_id: str | None = None,
+) -> Item:
+    """Extract one video into an Item whose ``features`` are in-memory float32 arrays.
+
+    ``encoders`` maps roles to registry names (default DEFAULT_ENCODERS, or the dict recorded in a
+    model's config); ``language`` forces the ASR language (``"zh"``), else it is detected. Pass a
+    dict as ``timings`` to receive seconds per stage (``decode``, ``visual``, ``ocr``, ``audio``,
+    ``asr``, ``text``, ...), frame counts and warnings. Models are loaded once per process.
+    Raises MediaError (an AdtagError naming the file) when the file yields nothing.
+    """
+    item, stage_times = get_extractor(encoders).extract(Path(path), item_id=item_id, language=language)
+    if timings is not None:
+        timings.update(stage_times)
+    return item
+
+
+# -- workers -------------------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(specs: dict[str, str], threads: int) -> None:
+    runtime.configure(threads)
+    _WORKER["extractor"] = Extractor(specs, threads=threads)
+
+
+def _work(task: dict[str, Any]) -> dict[str, Any]:
+    """Extract one video and write its arrays; any failure becomes a reason, never an exception."""
+    out: dict[str, Any] = {"source": task["source"], "id": task["id"], "video": task["video"]}
+    try:
+        item, timings = _WORKER["extractor"].extract(task["video"], item_id=task["id"], language=task["language"])
+        arrays = {k: v for k, v in item.features.items() if isinstance(v, np.ndarray)}
+        paths = FeatureStore(task["root"]).put_arrays(task["id"], arrays)
+        out.update(ok=True, text=item.text, extra=item.extra, features={k: str(p) for k, p in paths.items()})
+        out["timings"] = {k: v for k, v in timings.items() if isinstance(v, int | float | list)}
+    except AdtagError as exc:
+        out.update(ok=False, error=getattr(exc, "reason", None) or str(exc))
+    except Exception as exc:  # a decoder or model bug on one file must not stop the batch
+        last = traceback.extract_tb(exc.__traceback__)[-1:]
+        where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
+        out.update(ok=False, error=f"{type(exc).__name__}: {exc}{where}")
+    return out
+
+
+class _InProcess:
+    """The worker run in this process (``workers=1``): no pickling, models cached across calls."""
+
+    def __init__(self, specs: dict[str, str], threads: int) -> None:
+        self.extractor = get_extractor(specs, threads)
+
+    def __call__(self, task: dict[str, Any]) -> dict[str, Any]:
+        _WORKER["extractor"] = self.extractor
+        return _work(task)
+
+
+def _merge(base: Item, result: dict[str, Any]) -> Item:
+    """The input item (tags and any fields it had) plus what extraction produced."""
+    return Item(
+        id=base.id,
+        tags=base.tags,
+        video=base.video,
+        text={**base.text, **result["text"]},
+        features={**base.features, **{k: Path(p) for k, p in result["features"].items()}},
+        extra={**base.extra, **result["extra"]},
+    )
+
+
+def extract_to_dir(
+    inputs: list[Item],
+    out_dir: str | os.PathLike,
+    encoders: Mapping[str, str | None] | None = None,
+    workers: int = 1,
+    threads: int | None = None,
+    language: str | None = None,
+    retry_failed: bool = False,
+    progress: bool = True,
+) -> tuple[Path | None, list[Failure]]:
+    """Extract ``inputs`` (Items with ``video`` paths) into ``out_dir``; resume what a past run did.
+
+    Returns the manifest path (None when no item succeeded) and the failures, in input order.
+    Items without a video path are failures. The encoders must match those ``out_dir`` was
+    started with (AdtagError otherwise).
+    """
+    specs = resolve_encoders(encoders)
+    threads = threads or default_threads(workers)
+    store = FeatureStore(out_dir, config={"encoders": specs})
+    root = str(store.root.resolve())
+    sources = [source_key(it) for it in inputs]
+    done = store.done(retry_failed=retry_failed)
+    by_source = dict(zip(sources, inputs, strict=True))
+    tasks = []
+    for source, item in by_source.items():
+        if source in done:
+            continue
+        if item.video is None:
+            store.record_failure(Failure(item.id, "", "manifest item has no 'video' path"), source)
+            continue
+        tasks.append({"source": source, "id": item.id, "video": str(item.video), "language": language, "root": root})
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(inputs), initial=len(inputs) - len(tasks), unit="video", desc="extract", disable=not progress)
+    failed = 0
+
+    def finish(result: dict[str, Any]) -> None:
+        nonlocal failed
+        if result["ok"]:
+            store.record_item(_merge(by_source[result["source"]], result), result["source"], result.get("timings"))
+        else:
+            failed += 1
+            store.record_failure(Failure(result["id"], result["video"], result["error"]), result["source"])
+            bar.set_postfix(failed=failed)
+        bar.update(1)
+
+    try:
+        if not tasks:
+            pass
+        elif workers <= 1:
+            run = _InProcess(specs, threads)
+            for task in tasks:
+                finish(run(task))
+        else:
+            _run_pool(tasks, specs, workers, threads, finish)
+    finally:
+        bar.close()
+    return store.write_manifest(sources)
+
+
+def _run_pool(tasks: list[dict[str, Any]], specs: dict[str, str], workers: int, threads: int, finish: Any) -> None:
+    """Feed tasks to a process pool, a few in flight per worker; survive a worker that dies.
+
+    When a worker dies (a crash in native code, or out of memory) the videos that were in flight
+    are retried one at a time in a new pool, so the one that kills a worker is recorded as the
+    failure and the others still succeed.
+    """
+    ctx = multiprocessing.get_context("spawn")  # no fork of a parent holding threads and models
+    queue = list(reversed(tasks))
+    suspects: set[str] = set()
+    while queue:
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(specs, threads))
+        pending: dict[Future, dict[str, Any]] = {}
+        try:
+            while queue or pending:
+                alone = any(t["source"] in suspects for t in pending.values())
+                while queue and len(pending) < 2 * workers and not alone:
+                    if queue[-1]["source"] in suspects and pending:
+                        break
+                    task = queue.pop()
+                    pending[pool.submit(_work, task)] = task
+                    alone = task["source"] in suspects
+                ready, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in ready:
+                    result = fut.result()  # raises BrokenProcessPool if the worker died
+                    finish(result)
+                    del pending[fut]
+        except BrokenProcessPool:
+            for task in pending.values():
+                if task["source"] in suspects and len(pending) == 1:
+                    finish({**task, "ok": False, "error": "the worker process died on it (a crash or out of memory)"})
+                else:
+                    suspects.add(task["source"])
+                    queue.append(task)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def load_timings(out_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Per-video stage timings recorded in a FEATURE_DIR's journal (for benchmarks and reports)."""
+    return [json.loads(json.dumps(r.get("timings") or {})) for r in FeatureStore(out_dir).records() if r.get("ok")]
