@@ -84,14 +84,10 @@ def parse_item(obj: Any, root: Path, source: str = "<manifest>", lineno: int = 0
     if video is not None and not isinstance(video, str):
         raise _fail(source, lineno, "field 'video' must be a path string")
     text = obj.get("text") or {}
-    if not isinstance(text, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in text.items()
-    ):
+    if not isinstance(text, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in text.items()):
         raise _fail(source, lineno, "field 'text' must map modality names to strings")
     feats = obj.get("features") or {}
-    if not isinstance(feats, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in feats.items()
-    ):
+    if not isinstance(feats, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in feats.items()):
         raise _fail(source, lineno, "field 'features' must map modality names to .npy paths")
     extra = obj.get("extra") or {}
     if not isinstance(extra, dict):

@@ -1,0 +1,115 @@
+"""Turn a modality's raw values into a feature matrix for the branch models.
+
+text -> TF-IDF over word 1-2-grams (sublinear tf, l2 rows); sequence (T, D) -> mean/max/std
+pooling; vector -> as is; extra -> as is. Dense blocks are standardised. Every featurizer keeps
+its learned state as arrays + JSON (no pickle).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import CountVectorizer
+
+from adtag.data.modalities import ModalitySpec
+from adtag.models.tokenize import ngrams
+
+
+def pool_sequence(arr: np.ndarray) -> np.ndarray:
+    """(T, D) -> (3D,): mean, max and std over time (a (D,) vector counts as T=1)."""
+    a = arr if arr.ndim == 2 else arr[None, :]
+    return np.concatenate([a.mean(0), a.max(0), a.std(0)]).astype(np.float32)
+
+
+class TextFeaturizer:
+    """TF-IDF over word 1-2-grams, the paper's input to its linear text models."""
+
+    def __init__(self, max_features: int = 100_000, min_df: int = 2) -> None:
+        self.max_features = max_features
+        self.min_df = min_df
+
+    def fit(self, texts: list[str], mask: np.ndarray) -> TextFeaturizer:
+        docs = [t for t, m in zip(texts, mask, strict=True) if m]
+        min_df = self.min_df if len(docs) >= 50 else 1
+        cv = CountVectorizer(analyzer=ngrams, min_df=min_df, max_features=self.max_features)
+        try:
+            counts = cv.fit_transform(docs)
+        except ValueError:  # no document has a token
+            cv = CountVectorizer(analyzer=lambda s: ["<empty>"])
+            counts = cv.fit_transform(docs or [""])
+        self.vocabulary_ = {k: int(v) for k, v in cv.vocabulary_.items()}
+        df = np.asarray((counts > 0).sum(axis=0)).ravel()
+        self.idf_ = (np.log((1 + counts.shape[0]) / (1 + df)) + 1).astype(np.float32)
+        return self
+
+    def transform(self, texts: list[str]) -> sp.csr_matrix:
+        cv = CountVectorizer(analyzer=ngrams, vocabulary=self.vocabulary_)
+        x = cv.transform(texts).astype(np.float32)
+        x.data = 1 + np.log(x.data)
+        x = x @ sp.diags(self.idf_)
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        norms[norms == 0] = 1
+        return sp.csr_matrix(sp.diags(1 / norms) @ x, dtype=np.float32)
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        words = sorted(self.vocabulary_, key=self.vocabulary_.get)
+        return {"idf": self.idf_}, {"words": words}
+
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> TextFeaturizer:
+        self.idf_ = arrays["idf"].astype(np.float32)
+        self.vocabulary_ = {w: i for i, w in enumerate(meta["words"])}
+        return self
+
+
+class DenseFeaturizer:
+    """Vectors, pooled sequences and extras: standardised, absent values at the mean (0)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def _raw(self, values: list[Any], n_cols: int | None = None) -> np.ndarray:
+        if self.kind == "extra":
+            mat = np.array(values[0], dtype=np.float32, copy=True)
+            # Sizes and durations span decades: a signed log keeps them on one scale.
+            return np.sign(mat) * np.log1p(np.abs(mat))
+        width = n_cols if n_cols is not None else self.mean_.shape[0]
+        mat = np.full((len(values), width), np.nan, dtype=np.float32)
+        for i, v in enumerate(values):
+            if v is not None:
+                mat[i] = pool_sequence(v) if self.kind == "sequence" else v.reshape(-1)
+        return mat
+
+    def fit(self, values: list[Any], mask: np.ndarray, spec: ModalitySpec) -> DenseFeaturizer:
+        n_cols = len(spec.columns) if self.kind == "extra" else spec.dim * (3 if self.kind == "sequence" else 1)
+        mat = self._raw(values, n_cols)
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(mat, axis=0) if np.isfinite(mat).any() else np.zeros(mat.shape[1])
+            std = np.nanstd(mat, axis=0)
+        self.mean_ = np.nan_to_num(mean).astype(np.float32)
+        std = np.nan_to_num(std)
+        self.scale_ = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+        return self
+
+    def transform(self, values: list[Any]) -> np.ndarray:
+        mat = (self._raw(values) - self.mean_) / self.scale_
+        return np.nan_to_num(mat, nan=0.0).astype(np.float32)
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {"mean": self.mean_, "scale": self.scale_}, {}
+
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> DenseFeaturizer:
+        self.mean_, self.scale_ = arrays["mean"], arrays["scale"]
+        return self
+
+
+def make_featurizer(spec: ModalitySpec) -> TextFeaturizer | DenseFeaturizer:
+    return TextFeaturizer() if spec.kind == "text" else DenseFeaturizer(spec.kind)
+
+
+def fit_featurizer(spec: ModalitySpec, values: list[Any], mask: np.ndarray) -> TextFeaturizer | DenseFeaturizer:
+    f = make_featurizer(spec)
+    if isinstance(f, TextFeaturizer):
+        return f.fit(values, mask)
+    return f.fit(values, mask, spec)

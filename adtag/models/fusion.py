@@ -1,0 +1,121 @@
+"""The paper's fusion baselines (its Table 4): one network over per-modality representations.
+
+Each modality is projected to a ``d``-dim representation, the representations are fused by
+concatenation, sum-pooling, max-pooling or attention (over the modalities an item has), and a
+classifier head scores every tag. Trained end to end with BCE and early stopping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from adtag.models.nn import load_numpy_state, split_holdout, state_to_numpy, to_tensor, train_early_stopped
+
+FUSIONS = ("concat", "sum", "max", "attention")
+
+
+class _FusionNet(nn.Module):
+    def __init__(self, kind: str, dims: list[int], n_tags: int, d: int = 128, hidden: int = 256) -> None:
+        super().__init__()
+        self.kind = kind
+        self.proj = nn.ParameterList([nn.Parameter(torch.randn(dm, d) * (1 / np.sqrt(dm))) for dm in dims])
+        self.proj_bias = nn.Parameter(torch.zeros(len(dims), d))
+        self.drop = nn.Dropout(0.3)
+        if kind == "attention":
+            self.att = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1, bias=False))
+        d_fused = d * len(dims) if kind == "concat" else d
+        self.head = nn.Sequential(nn.Linear(d_fused, hidden), nn.ReLU(), nn.Dropout(0.5), nn.Linear(hidden, n_tags))
+
+    def forward(self, xs: list[torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+        hs = []
+        for m, x in enumerate(xs):
+            h = torch.sparse.mm(x, self.proj[m]) if x.layout != torch.strided else x @ self.proj[m]
+            hs.append(torch.relu(h + self.proj_bias[m]))
+        H = self.drop(torch.stack(hs, dim=1))  # (b, M, d)
+        mask = present[:, :, None]
+        if self.kind == "concat":
+            fused = (H * mask).flatten(1)
+        elif self.kind == "sum":
+            fused = (H * mask).sum(1)
+        elif self.kind == "max":
+            fused = torch.where(mask > 0, H, torch.full_like(H, -1e4)).amax(1)
+            fused = torch.where(present.sum(1, keepdim=True) > 0, fused, torch.zeros_like(fused))
+        else:
+            a = self.att(H).squeeze(-1) + torch.log(present + 1e-9)
+            fused = (torch.softmax(a, dim=1)[:, :, None] * H).sum(1)
+        return self.head(fused)
+
+
+def _rows(block, idx: np.ndarray) -> torch.Tensor:
+    return to_tensor(block[idx]) if sp.issparse(block) else torch.from_numpy(np.ascontiguousarray(block[idx]))
+
+
+class FusionTagger:
+    """Early/intermediate fusion baseline: ``kind`` in concat, sum, max, attention."""
+
+    def __init__(
+        self, kind: str = "concat", d: int = 128, lr: float = 1e-3, max_epochs: int = 60, seed: int = 0
+    ) -> None:
+        self.kind = kind
+        self.d = d
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.seed = seed
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("kind", "d", "lr", "max_epochs", "seed")}
+
+    def _build(self, dims: list[int], n_tags: int) -> _FusionNet:
+        if self.kind not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.kind!r}; choose from {FUSIONS}")
+        torch.manual_seed(self.seed)
+        return _FusionNet(self.kind, dims, n_tags, self.d)
+
+    def fit(self, blocks: list, present: np.ndarray, Y: np.ndarray) -> FusionTagger:
+        blocks = [b if sp.issparse(b) else np.asarray(b, dtype=np.float32) for b in blocks]
+        self.dims_ = [b.shape[1] for b in blocks]
+        net = self.net_ = self._build(self.dims_, Y.shape[1])
+        pr = torch.from_numpy(present.astype(np.float32))
+        yt = torch.from_numpy(np.asarray(Y, dtype=np.float32))
+        bce = nn.BCEWithLogitsLoss()
+        tr, va = split_holdout(len(Y), 0.15, self.seed)
+
+        def fwd(b: np.ndarray) -> torch.Tensor:
+            return net([_rows(x, b) for x in blocks], pr[b])
+
+        train_early_stopped(
+            net,
+            lambda b: bce(fwd(b), yt[b]),
+            lambda b: fwd(b).numpy(),
+            tr,
+            va,
+            Y[va],
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            patience=6,
+            seed=self.seed,
+        )
+        return self
+
+    def predict_proba(self, blocks: list, present: np.ndarray) -> np.ndarray:
+        pr = torch.from_numpy(present.astype(np.float32))
+        out = []
+        with torch.no_grad():
+            for s in range(0, present.shape[0], 2048):
+                idx = np.arange(s, min(s + 2048, present.shape[0]))
+                out.append(torch.sigmoid(self.net_([_rows(x, idx) for x in blocks], pr[idx])).numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return state_to_numpy(self.net_)
+
+    def load_state(self, arrays: dict[str, np.ndarray], dims: list[int], n_tags: int) -> FusionTagger:
+        self.dims_ = list(dims)
+        self.net_ = self._build(self.dims_, n_tags)
+        load_numpy_state(self.net_, arrays)
+        return self

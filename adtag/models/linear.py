@@ -1,0 +1,142 @@
+"""Multi-label linear models (the paper's logistic regression and linear SVM) for all tags at once.
+
+One L-BFGS solve over the (features x tags) weight matrix optimises the same objective as
+one-vs-rest per tag, at the cost of a few sparse matrix products per iteration: this is what
+keeps 5-fold training on thousands of items and 150 tags within seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize
+
+from adtag.metrics import gap_at_k
+
+ALPHAS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(0.5 * x))
+
+
+def _loss_grad(w: np.ndarray, X, Y: np.ndarray, alpha: float, loss: str) -> tuple[float, np.ndarray]:
+    d, L = X.shape[1], Y.shape[1]
+    W = w[: d * L].reshape(d, L).astype(np.float32)
+    b = w[d * L :].astype(np.float32)
+    S = np.asarray(X @ W) + b
+    n = X.shape[0]
+    if loss == "log":
+        # log(1 + e^s) - y s, written stably
+        f = np.sum(np.logaddexp(0, S) - Y * S) / n
+        G = (_sigmoid(S) - Y) / n
+    else:  # squared hinge with labels in {-1, +1}
+        Ypm = 2 * Y - 1
+        m = np.maximum(0, 1 - Ypm * S)
+        f = np.sum(m * m) / n
+        G = -2 * Ypm * m / n
+    f += 0.5 * alpha * float(np.dot(W.ravel(), W.ravel()))
+    gW = np.asarray(X.T @ G) + alpha * W
+    gb = G.sum(axis=0)
+    return float(f), np.concatenate([gW.ravel(), gb]).astype(np.float64)
+
+
+class LinearTagger:
+    """Logistic regression (``loss="log"``) or linear SVM (``loss="hinge"``, squared hinge) over all tags.
+
+    ``alpha`` is the L2 strength. ``fit_select`` picks it from ``ALPHAS`` on a validation set
+    (a warm-started path from strong to weak) and, for the SVM, fits the Platt sigmoid that turns
+    scores into probabilities; the K-fold loop calls it on the first fold and reuses the choice.
+    """
+
+    def __init__(self, loss: str = "log", alpha: float = 1e-3, max_iter: int = 100, platt: tuple = (1.0, 0.0)) -> None:
+        self.loss = loss
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.platt = platt
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("loss", "alpha", "max_iter", "platt")}
+
+    def _solve(self, X, Y: np.ndarray, alpha: float, w0: np.ndarray | None) -> np.ndarray:
+        d, L = X.shape[1], Y.shape[1]
+        if w0 is None:
+            w0 = np.zeros(d * L + L)
+            if self.loss == "log":
+                p = np.clip(Y.mean(0), 1e-3, 1 - 1e-3)
+                w0[d * L :] = np.log(p / (1 - p))
+        res = minimize(
+            _loss_grad,
+            w0,
+            args=(X, Y, alpha, self.loss),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": self.max_iter, "gtol": 1e-5, "maxcor": 7},
+        )
+        return res.x
+
+    def _set(self, w: np.ndarray, d: int, L: int) -> None:
+        self.coef_ = w[: d * L].reshape(d, L).astype(np.float32)
+        self.intercept_ = w[d * L :].astype(np.float32)
+
+    def fit(self, X, Y: np.ndarray, init: LinearTagger | None = None) -> LinearTagger:
+        """Fit at ``self.alpha``; ``init`` (a fitted model on similar data) warm-starts the solver."""
+        X, Y = _as_input(X), np.asarray(Y, dtype=np.float32)
+        w0 = None
+        if init is not None and init.coef_.shape == (X.shape[1], Y.shape[1]):
+            w0 = np.concatenate([init.coef_.ravel(), init.intercept_]).astype(np.float64)
+        self._set(self._solve(X, Y, self.alpha, w0), X.shape[1], Y.shape[1])
+        self.platt_ = np.asarray(self.platt, dtype=np.float64)
+        return self
+
+    def fit_select(self, X, Y: np.ndarray, X_val, Y_val: np.ndarray) -> LinearTagger:
+        """Choose ``alpha`` (and the SVM's Platt sigmoid) by GAP on the validation set."""
+        X, Y, X_val = _as_input(X), np.asarray(Y, dtype=np.float32), _as_input(X_val)
+        best: tuple[float, float, np.ndarray | None, np.ndarray | None] = (-1.0, ALPHAS[0], None, None)
+        w = None
+        for a in ALPHAS:
+            w = self._solve(X, Y, a, w)
+            self._set(w, X.shape[1], Y.shape[1])
+            s = self.decision_function(X_val)
+            g = gap_at_k(s, Y_val)
+            if g > best[0] + 1e-4:
+                best = (g, a, w.copy(), s)
+        self.alpha = best[1]
+        self._set(best[2], X.shape[1], Y.shape[1])
+        self.platt = tuple(float(v) for v in _fit_platt(best[3], Y_val)) if self.loss == "hinge" else (1.0, 0.0)
+        self.platt_ = np.asarray(self.platt, dtype=np.float64)
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        return np.asarray(X @ self.coef_) + self.intercept_
+
+    def predict_proba(self, X) -> np.ndarray:
+        a, b = self.platt_
+        return _sigmoid(a * self.decision_function(X) + b).astype(np.float32)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"coef": self.coef_, "intercept": self.intercept_, "platt": self.platt_.astype(np.float32)}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> LinearTagger:
+        self.coef_, self.intercept_ = arrays["coef"], arrays["intercept"]
+        self.platt_ = arrays["platt"].astype(np.float64)
+        return self
+
+
+def _as_input(X):
+    return sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+
+
+def _fit_platt(scores: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """One sigmoid(a*s + b) for all tags, fitted by logistic loss on pooled (score, label) pairs."""
+    s, y = scores.ravel(), Y.ravel()
+
+    def f(p: np.ndarray) -> tuple[float, np.ndarray]:
+        z = p[0] * s + p[1]
+        loss = np.mean(np.logaddexp(0, z) - y * z)
+        g = _sigmoid(z) - y
+        return float(loss), np.array([np.mean(g * s), np.mean(g)])
+
+    return minimize(f, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B").x
