@@ -137,6 +137,7 @@ def extract_to_dir(
     specs = resolve_encoders(encoders)
     threads = threads or default_threads(workers)
     store = FeatureStore(out_dir, config={"encoders": specs})
+    store.remove_partial()
     root = str(store.root.resolve())
     sources = [source_key(it) for it in inputs]
     done = store.done(retry_failed=retry_failed)

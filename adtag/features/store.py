@@ -83,6 +83,14 @@ class FeatureStore:
         else:
             write_json(path, wanted)
 
+    def remove_partial(self) -> int:
+        """Delete temporary files a killed run left behind (never referenced by the journal)."""
+        removed = 0
+        for tmp in (self.root / "items").glob("*/.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
     def item_dir(self, item_id: str) -> Path:
         return self.root / "items" / item_key(item_id)
 
