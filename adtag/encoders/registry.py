@@ -32,7 +32,7 @@ class EncoderSpec:
 
 
 _REGISTRY: dict[str, EncoderSpec] = {}
-_BUILTIN = ("visual", "audio", "asr", "ocr", "text")
+_BUILTIN = ("visual", "audio", "asr", "ocr", "text", "paper")
 
 
 def register_encoder(

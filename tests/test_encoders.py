@@ -1,0 +1,153 @@
+"""The encoder registry: every registered encoder runs on a tiny generated clip, offline.
+
+The paper's encoders (ViT, BERT, VGGish) load from a local path; the tests save tiny randomly
+initialised models of the same formats first and load them through the real loading code.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adtag.encoders import create_encoder, encoder_spec, list_encoders
+from adtag.encoders.asr import head_tail, speech_spans
+from adtag.encoders.audio import pool_segments
+from adtag.errors import AdtagError
+from adtag.features.pipeline import DEFAULT_ENCODERS, resolve_encoders
+from adtag.media import iter_frames, read_audio
+from tests.clips import make_clip, speech, tone
+
+CAPTION = "BUY ONE GET ONE FREE"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("enc") / "clip.mp4"
+    return make_clip(path, seconds=2.0, width=640, height=360, fps=10, captions=[(0, 2, CAPTION)])
+
+
+def _tiny_vit(folder: Path) -> None:
+    from transformers import ViTConfig, ViTModel
+
+    cfg = ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                    image_size=32, patch_size=16)
+    ViTModel(cfg, add_pooling_layer=False).save_pretrained(folder)
+
+
+def _tiny_bert(folder: Path) -> None:
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"限时优惠买一送", "free", "delivery"]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64)
+    BertModel(cfg, add_pooling_layer=False).save_pretrained(folder)
+
+
+def _tiny_vggish(folder: Path) -> None:
+    """A torchvggish-layout state dict with few channels (the real one is 72M parameters)."""
+    import torch
+    from torch import nn
+
+    layers: list[nn.Module] = []
+    channels = 1
+    for v in [4, "M", 4, "M", 8, 8, "M", 8, 8, "M"]:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(channels, int(v), 3, padding=1), nn.ReLU()]
+            channels = int(v)
+    embeddings = nn.Sequential(nn.Linear(8 * 6 * 4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                               nn.Linear(16, 8), nn.ReLU())
+    model = nn.Module()
+    model.features, model.embeddings = nn.Sequential(*layers), embeddings
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), folder / "vggish.pth")
+
+
+TINY = {"visual/vit": (_tiny_vit, 32), "text/bert": (_tiny_bert, 32), "audio/vggish": (_tiny_vggish, 8)}
+
+
+def test_registry_lists_the_defaults_with_their_dimensions() -> None:
+    names = list_encoders()
+    assert set(DEFAULT_ENCODERS.values()) <= set(names)
+    assert list_encoders("visual/*") == ["visual/efficientnet-lite0", "visual/vit"]
+    dims = {n: encoder_spec(n).dim for n in DEFAULT_ENCODERS.values()}
+    assert dims == {"visual/efficientnet-lite0": 1280, "audio/whisper-base": 512, "asr/whisper-base": None,
+                    "ocr/ppocr-v4": None, "text/multilingual-e5-small": 384}
+    with pytest.raises(AdtagError, match="unknown encoder"):
+        create_encoder("visual/nope")
+    with pytest.raises(AdtagError, match="local path"):
+        create_encoder("visual/vit")
+
+
+@pytest.mark.parametrize("name", list_encoders())
+def test_every_registered_encoder_runs_on_a_tiny_clip(name: str, clip: Path, tmp_path: Path) -> None:
+    spec = encoder_spec(name)
+    path = None
+    if spec.needs_path:
+        build, tiny_dim = TINY[name]
+        build(tmp_path / "model")
+        path = str(tmp_path / "model")
+    encoder = create_encoder(name, threads=1, path=path)
+    dim = tiny_dim if spec.needs_path else spec.dim
+    if spec.kind == "visual":
+        h, w = encoder.input_size
+        frames = np.stack([f.image(w, h) for f in iter_frames(clip)])
+        out = encoder.encode(frames)
+        assert out.shape == (4, dim)
+        assert not np.allclose(out[0], out[2])  # different scenes, different features
+    elif spec.kind == "audio":
+        out = encoder.encode(read_audio(clip))
+        assert out.shape == (math.ceil(2.0 / 0.96), dim)
+    elif spec.kind == "asr":
+        assert encoder.transcribe(tone(2.0)) == ""  # music only: voice detection skips decoding
+    elif spec.kind == "ocr":
+        lines = encoder.read(next(iter_frames(clip)).image(640, fmt="bgr24"))
+        assert [line.text.replace(" ", "") for line in lines] == [CAPTION.replace(" ", "")]
+    elif spec.kind == "text":
+        out = encoder.encode(["限时优惠 买一送一", "free delivery"])
+        assert out.shape == (2, dim) and not np.allclose(out[0], out[1])
+    if spec.kind in ("visual", "audio", "text"):
+        assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_asr_transcribes_speech_and_detects_its_language() -> None:
+    try:
+        audio = speech("Buy one get one free. Limited time offer on running shoes.", seconds=8.0)
+    except RuntimeError as exc:
+        pytest.skip(f"cannot synthesise speech here: {exc}")
+    asr = create_encoder("asr/whisper-base")
+    assert speech_spans(audio) and not speech_spans(np.zeros(32000, np.float32))
+    text = asr.transcribe(audio)
+    assert asr.language == "en"
+    words = text.lower()
+    assert "free" in words and "limited time" in words and "shoes" in words
+
+
+def test_head_tail_keeps_the_first_and_last_words() -> None:
+    text = " ".join(f"w{i}" for i in range(300))
+    kept = head_tail(text, 128).split()
+    assert len(kept) == 256 and kept[0] == "w0" and kept[127] == "w127" and kept[128] == "w172"
+    assert head_tail("限时优惠买一送一", 2) == "限时 送一"
+    assert head_tail("short text", 128) == "short text"
+
+
+def test_pool_segments_averages_blocks() -> None:
+    frames = np.arange(10, dtype=np.float32)[:, None].repeat(2, axis=1)
+    assert pool_segments(frames, 4).tolist() == [[1.5, 1.5], [5.5, 5.5], [8.5, 8.5]]
+
+
+def test_resolve_encoders_overrides_and_switches_off() -> None:
+    specs = resolve_encoders(["visual=vit:/models/vit,ocr=none", "asr=asr/whisper-base"])
+    assert specs["visual"] == "visual/vit:/models/vit" and "ocr" not in specs
+    assert specs["audio"] == DEFAULT_ENCODERS["audio"]
+    with pytest.raises(AdtagError, match="not visual"):
+        resolve_encoders({"visual": "audio/whisper-base"})
+    with pytest.raises(AdtagError, match="ROLE=NAME"):
+        resolve_encoders(["visual"])
