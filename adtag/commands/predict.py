@@ -1,0 +1,63 @@
+"""adtag predict: score a manifest, a TAAC layout, or raw videos (extracted on the fly)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from adtag.commands._common import add_threads, setup
+from adtag.data.manifest import Item, load_manifest
+from adtag.data.predictions import write_predictions
+from adtag.data.taac import is_taac_source
+from adtag.errors import AdtagError
+from adtag.models.tagger import Tagger
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "predict",
+        help="write top-k tag predictions (TAAC submission JSON)",
+        description=(
+            "Score items with a trained MODEL_DIR. INPUT is a manifest, a TAAC layout, a video file or a "
+            "folder of videos; videos are extracted on the fly with the encoders recorded in the model. "
+            "Writes {id: {result: [{labels, scores}]}}. Exit code 2 on bad input; 1 if some videos failed."
+        ),
+    )
+    p.add_argument("model_dir", type=Path, help="folder written by 'adtag train'")
+    p.add_argument("input", type=Path, help="manifest.jsonl, TAAC layout, video file or folder of videos")
+    p.add_argument("--out", type=Path, required=True, help="predictions JSON to write")
+    p.add_argument("--top-k", type=int, default=20, help="tags kept per item (default: 20)")
+    p.add_argument("--language", default=None, help="force the ASR language for raw videos, e.g. zh")
+    add_threads(p)
+    return p
+
+
+def items_from_input(path: Path, tagger: Tagger, language: str | None = None) -> tuple[list[Item], list[str]]:
+    """Items ready to score, and the failures (videos that could not be read)."""
+    if path.suffix in (".jsonl", ".json") or is_taac_source(path):
+        return load_manifest(path), []
+    from adtag.features.extract import extract_video
+    from adtag.features.inputs import discover_inputs
+
+    items, failures = [], []
+    for it in discover_inputs([path]):
+        try:
+            items.append(extract_video(it.video, tagger.config.encoders, language=language, item_id=it.id))
+        except AdtagError as exc:
+            failures.append(f"{it.video}: {exc}")
+    return items, failures
+
+
+def run(args: argparse.Namespace) -> int:
+    setup(args)
+    tagger = Tagger.load(args.model_dir)
+    items, failures = items_from_input(args.input, tagger, args.language)
+    if not items:
+        raise AdtagError(f"{args.input}: nothing to score" + (f" ({len(failures)} failed)" if failures else ""))
+    scores = tagger.predict_proba(items)
+    write_predictions(args.out, [it.id for it in items], scores, tagger.vocab_.tags, args.top_k)
+    print(f"wrote {len(items)} predictions to {args.out}")
+    for f in failures:
+        print(f"failed: {f}", file=sys.stderr)
+    return 1 if failures else 0
