@@ -147,6 +147,8 @@ def test_resolve_encoders_overrides_and_switches_off() -> None:
     specs = resolve_encoders(["visual=vit:/models/vit,ocr=none", "asr=asr/whisper-base"])
     assert specs["visual"] == "visual/vit:/models/vit" and "ocr" not in specs
     assert specs["audio"] == DEFAULT_ENCODERS["audio"]
+    recorded = {"visual": "visual/efficientnet-lite0", "text": "multilingual-e5-small"}
+    assert resolve_encoders(recorded) == {"visual": "visual/efficientnet-lite0", "text": "text/multilingual-e5-small"}
     with pytest.raises(AdtagError, match="not visual"):
         resolve_encoders({"visual": "audio/whisper-base"})
     with pytest.raises(AdtagError, match="ROLE=NAME"):

@@ -30,31 +30,33 @@ DEFAULT_ENCODERS: dict[str, str] = {
 VISUAL_BATCH = 16
 
 
-def resolve_encoders(overrides: Mapping[str, str | None] | list[str] | None = None) -> dict[str, str]:
-    """DEFAULT_ENCODERS with ``overrides`` applied; validates every name against the registry.
+def resolve_encoders(encoders: Mapping[str, str | None] | list[str] | None = None) -> dict[str, str]:
+    """The role -> encoder mapping to extract with, each name checked against the registry.
 
-    ``overrides`` maps a role to ``KIND/MODEL[:PATH]`` (the kind may be left out: ``vit:/path``), or
-    to ``none``/None to switch the role off; a list of ``ROLE=SPEC`` strings is accepted too.
-    A full mapping (every role present) replaces the defaults, as read back from a model's config.
+    None gives DEFAULT_ENCODERS. A mapping is the complete set, as recorded in a model's config (a
+    role it lacks stays off). A list of ``ROLE=SPEC[,ROLE=SPEC]`` strings (the ``--encoders``
+    option) overrides the defaults: SPEC is ``KIND/MODEL[:PATH]`` (the kind may be left out:
+    ``vit:/path``) or ``none`` to switch the role off.
     """
-    if isinstance(overrides, list):
-        pairs: dict[str, str | None] = {}
-        for entry in overrides:
+    if encoders is None:
+        wanted: dict[str, str | None] = dict(DEFAULT_ENCODERS)
+    elif isinstance(encoders, list):
+        wanted = dict(DEFAULT_ENCODERS)
+        for entry in encoders:
             for part in filter(None, (p.strip() for p in entry.split(","))):
                 role, sep, spec = part.partition("=")
                 if not sep:
                     raise AdtagError(f"--encoders expects ROLE=NAME[:PATH], got {part!r}")
-                pairs[role.strip()] = spec.strip()
-        overrides = pairs
-    out: dict[str, str] = dict(DEFAULT_ENCODERS)
-    for role, spec in (overrides or {}).items():
+                wanted[role.strip()] = spec.strip()
+    else:
+        wanted = dict(encoders)
+    out: dict[str, str] = {}
+    for role, spec in wanted.items():
         if role not in ROLES:
             raise AdtagError(f"unknown encoder role {role!r}; roles: {', '.join(ROLES)}")
         if spec is None or str(spec).lower() in ("", "none", "off"):
-            out.pop(role, None)
             continue
-        spec = str(spec)
-        name, _, path = spec.partition(":")
+        name, _, path = str(spec).partition(":")
         if "/" not in name:
             name = f"{role}/{name}"
         info = encoder_spec(name)
