@@ -34,7 +34,7 @@ def write_mp4(
         with av.open(str(tmp), "w", format="mp4") as container:
             video = container.add_stream("libx264", rate=fps)
             video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-            video.options = {"preset": "veryfast", "crf": str(crf)}
+            video.options = {"preset": "superfast", "crf": str(crf)}
             video.codec_context.thread_count = 1
             sound = None
             if audio is not None:

@@ -1,0 +1,199 @@
+"""Render the self-contained ``report.html``: the paper's three tables, charts, per-tag AP, a
+precision-recall curve and a gallery of held-out clips.
+
+Everything is inline (CSS, PNG charts and JPEG thumbnails as data URIs, a subset CJK font),
+and a Content-Security-Policy forbids any fetch, so the page looks the same offline, mailed,
+or opened years later. Every string from data is HTML-escaped: tags may hold ``<``, ``&``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import numpy as np
+
+from adtag.io import write_text
+from adtag.report.charts import bar_chart, pr_chart
+from adtag.report.curves import pooled_pr_curve
+from adtag.report.fonts import embedded_font_css
+from adtag.report.thumbnails import to_jpeg
+
+NONE = '<span class="empty">none</span>'
+TABLES = (
+    ("single", "Single modality"),
+    ("combinations", "Modality combinations"),
+    ("fusion", "Fusion strategies"),
+)
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _img(data: bytes, mime: str, alt: str, **attrs: Any) -> str:
+    extra = "".join(f' {k}="{_e(v)}"' for k, v in attrs.items())
+    return f'<img src="{_data_uri(data, mime)}" alt="{_e(alt)}"{extra}>'
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4f}" if isinstance(x, int | float) and np.isfinite(x) else "&ndash;"
+
+
+def _table(rows: Sequence[dict[str, Any]], caption: str) -> str:
+    """One ablation table; the row with the best GAP is highlighted."""
+    if not rows:
+        return f'<div><h3>{_e(caption)}</h3><p class="empty">no rows</p></div>'
+    gaps = [float(r.get("gap", float("nan"))) for r in rows]
+    finite = [g for g in gaps if np.isfinite(g)]
+    best = gaps.index(max(finite)) if finite else -1
+    body = []
+    for i, r in enumerate(rows):
+        cls = ' class="best"' if i == best else ""
+        body.append(
+            f"<tr{cls}><td>{_e(r.get('name', '?'))}</td>"
+            f'<td class="num">{_fmt(r.get("gap"))}</td><td class="num">{_fmt(r.get("hit1"))}</td></tr>'
+        )
+    return (
+        f"<div><h3>{_e(caption)}</h3><table><thead><tr><th>{'fusion' if 'usion' in caption else 'modalities'}</th>"
+        f'<th class="num">GAP@20</th><th class="num">hit@1</th></tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _charts(tables: dict[str, Sequence[dict[str, Any]]]) -> str:
+    out = []
+    for key, title in (("single", "GAP@20 per modality"), ("fusion", "GAP@20 per fusion strategy")):
+        rows = [r for r in tables.get(key, []) if np.isfinite(float(r.get("gap", float("nan"))))]
+        if not rows:
+            continue
+        png = bar_chart([str(r["name"]) for r in rows], [float(r["gap"]) for r in rows], title)
+        out.append(f"<figure>{_img(png, 'image/png', title)}<figcaption>{_e(title)}</figcaption></figure>")
+    return "".join(out) or '<p class="empty">no results to chart</p>'
+
+
+def _per_tag(per_tag_ap: dict[str, float]) -> str:
+    """A sorted table with inline bars (HTML text, so CJK tag names use the embedded font)."""
+    if not per_tag_ap:
+        return '<p class="empty">no per-tag results</p>'
+    rows = sorted(per_tag_ap.items(), key=lambda kv: (-float(kv[1]), kv[0]))
+    body = "".join(
+        f'<tr><td>{_e(tag)}</td><td class="num">{_fmt(float(ap))}</td>'
+        f'<td class="bar"><div class="fill" style="width:{max(0.0, min(1.0, float(ap))) * 100:.1f}%"></div></td></tr>'
+        for tag, ap in rows
+    )
+    mean = float(np.mean([float(v) for v in per_tag_ap.values()]))
+    return (
+        f'<table class="ap"><thead><tr><th>tag</th><th class="num">AP</th><th></th></tr></thead>'
+        f'<tbody>{body}</tbody></table><p class="notes">mean AP over {len(rows)} tags: {mean:.4f}</p>'
+    )
+
+
+def _pr(predictions: dict[str, list[tuple[str, float]]], truth: dict[str, list[str]]) -> str:
+    curve = pooled_pr_curve(predictions, truth)
+    if curve.n_positives == 0:
+        return '<p class="empty">no held-out items with true tags</p>'
+    caption = (
+        f"Pooled over {curve.n_items} held-out clips and {curve.n_positives} true (clip, tag) pairs; "
+        f"micro-average AP = {curve.average_precision:.4f}. True tags missing from the ranked lists count as "
+        "never retrieved."
+    )
+    chart = _img(pr_chart(curve), "image/png", "precision-recall curve")
+    return f"<figure>{chart}<figcaption>{_e(caption)}</figcaption></figure>"
+
+
+def _gallery(gallery: Sequence[dict[str, Any]]) -> str:
+    if not gallery:
+        return '<p class="empty">no clips</p>'
+    cards = []
+    for entry in gallery:
+        true = [str(t) for t in entry.get("true", [])]
+        pred = [(str(t), float(s)) for t, s in entry.get("pred", [])]
+        thumbs = "".join(
+            _img(to_jpeg(t), "image/jpeg", f"{entry.get('id', '')} frame {i + 1}")
+            for i, t in enumerate(entry.get("thumbnails", []))
+        )
+        predicted = {t for t, _ in pred[: max(len(true), 1)]}
+        true_chips = "".join(f'<span class="chip {"hit" if t in predicted else "miss"}">{_e(t)}</span>' for t in true)
+        pred_chips = "".join(
+            f'<span class="chip {"hit" if t in true else ""}">{_e(t)}<span class="score">{s:.2f}</span></span>'
+            for t, s in pred
+        )
+        cards.append(
+            f'<div class="card"><h3>{_e(entry.get("id", ""))}</h3><div class="strip">{thumbs}</div>'
+            f'<div class="tags"><span class="label">true</span>{true_chips or NONE}</div>'
+            f'<div class="tags"><span class="label">predicted</span>{pred_chips or NONE}</div>'
+            "</div>"
+        )
+    return f'<div class="gallery">{"".join(cards)}</div>'
+
+
+def _page_text(
+    ablation: dict[str, Any], truth: dict[str, list[str]], gallery: Sequence[dict[str, Any]], *extra: str
+) -> str:
+    """All data strings that end up on the page, for the font subset."""
+    parts = [*extra, str(ablation.get("dataset", ""))]
+    for rows in ablation.get("tables", {}).values():
+        parts += [str(r.get("name", "")) for r in rows]
+    parts += list(map(str, ablation.get("per_tag_ap", {})))
+    for tags in truth.values():
+        parts += list(map(str, tags))
+    for g in gallery:
+        parts += [str(g.get("id", ""))] + [str(t) for t in g.get("true", [])] + [str(t) for t, _ in g.get("pred", [])]
+    return " ".join(parts)
+
+
+def render_report(
+    path: str | os.PathLike,
+    *,
+    ablation: dict[str, Any],
+    predictions: dict[str, list[tuple[str, float]]],
+    truth: dict[str, list[str]],
+    gallery: list[dict[str, Any]],
+    title: str = "adtag report",
+    notes: Sequence[str] = (),
+) -> None:
+    """Write the report to ``path`` atomically.
+
+    ``ablation`` is the output of ``adtag ablate``; ``predictions`` maps held-out ids to
+    ranked (tag, score) lists and ``truth`` to their true tags; ``gallery`` entries hold
+    ``id``, ``thumbnails`` (RGB arrays or JPEG bytes), ``true`` and ``pred``. ``notes`` are
+    lines about the run shown under the title (e.g. whether real speech was present).
+    """
+    tables = ablation.get("tables", {})
+    summary = (
+        f"{ablation.get('dataset', 'dataset')}: {ablation.get('n_items', '?')} items, "
+        f"{ablation.get('n_tags', '?')} tags, {ablation.get('folds', '?')}-fold out-of-fold meta-features"
+    )
+    notes_html = ""
+    if notes:
+        notes_html = (
+            '<section id="notes"><h2>About this run</h2><ul class="notes">'
+            + "".join(f"<li>{_e(n)}</li>" for n in notes)
+            + "</ul></section>"
+        )
+    page = Template(resources.files("adtag.report").joinpath("template.html").read_text(encoding="utf-8"))
+    text = _page_text(ablation, truth, gallery, title, summary, *notes)
+    out = page.substitute(
+        title=_e(title),
+        summary=_e(summary),
+        font_css=embedded_font_css(text),
+        notes=notes_html,
+        tables="".join(_table(tables.get(key, []), caption) for key, caption in TABLES),
+        charts=_charts(tables),
+        per_tag=_per_tag(ablation.get("per_tag_ap", {})),
+        pr=_pr(predictions, truth),
+        gallery=_gallery(gallery),
+    )
+    write_text(Path(path), out)
+    os.chmod(path, 0o644)  # the atomic temp file is private; a report is meant to be shared
