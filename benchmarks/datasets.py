@@ -41,7 +41,9 @@ def load_mat(name: str) -> list[Item]:
     labels = np.asarray(m["label"])
     if labels.shape[0] != views[0].shape[0]:
         labels = labels.T
-    return _items_from_views(dict(zip(vnames, views, strict=True)), labels, [f"label{j}" for j in range(labels.shape[1])])
+    return _items_from_views(
+        dict(zip(vnames, views, strict=True)), labels, [f"label{j}" for j in range(labels.shape[1])]
+    )
 
 
 def _read_arff(path: Path) -> tuple[list[str], np.ndarray]:

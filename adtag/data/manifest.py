@@ -62,7 +62,7 @@ class Item:
 
 
 def _fail(source: str, lineno: int, msg: str) -> AdtagError:
-    return AdtagError(f"{source}:{lineno}: {msg}")
+    return AdtagError(f"{source}, line {lineno}: {msg}")
 
 
 def parse_item(obj: Any, root: Path, source: str = "<manifest>", lineno: int = 0) -> Item:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -10,6 +11,10 @@ import scipy.sparse as sp
 import torch
 
 from adtag.metrics import gap_at_k
+
+
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 
 def to_tensor(x) -> torch.Tensor:

@@ -150,6 +150,9 @@ class Tagger:
 
         fingerprint = self._fingerprint(items)
         cached = _load_oof_cache(cache_dir, fingerprint) if cache_dir else None
+        self.metrics_["branches_cached"] = cached is not None
+        if cached is not None:
+            log(f"  reusing the branches and meta-features cached in {cache_dir}")
         specs = self.branch_specs()
         folds = make_folds(n, cfg.folds, cfg.seed)
         P = np.zeros((n, len(specs), Y.shape[1]), np.float32)
