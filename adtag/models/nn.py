@@ -12,7 +12,6 @@ import torch
 
 from adtag.metrics import gap_at_k
 
-
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
