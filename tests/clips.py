@@ -81,6 +81,7 @@ def make_clip(
     frames: int | None = None,
     container_format: str | None = None,
     crf: int = 28,
+    preset: str = "ultrafast",
 ) -> Path:
     """Encode an H.264 (+ AAC) clip; ``audio`` is a 16 kHz array, ``"tone"``, or None for no track.
 
@@ -91,7 +92,7 @@ def make_clip(
     with av.open(str(path), "w", format=container_format) as out:
         vs = out.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1000))
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
-        vs.options = {"preset": "ultrafast", "crf": str(crf)}
+        vs.options = {"preset": preset, "crf": str(crf)}
         if rotation:
             vs.set_display_rotation(rotation)
         samples = None

@@ -47,6 +47,10 @@ class WhisperASR:
         self.max_tokens = max_tokens
         self.language: str | None = None  # the language of the last call
 
+    def reset(self) -> None:
+        """Forget the previous video's encoder output (it is shared only within one video)."""
+        self.backend.forget()
+
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> str:
         from faster_whisper.tokenizer import Tokenizer
 

@@ -29,6 +29,10 @@ class WhisperAudio:
     def __init__(self, threads: int = 1) -> None:
         self.backend = whisper_backend(threads)
 
+    def reset(self) -> None:
+        """Forget the previous video's encoder output (it is shared only within one video)."""
+        self.backend.forget()
+
     def encode(self, audio: np.ndarray) -> np.ndarray:
         if len(audio) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)

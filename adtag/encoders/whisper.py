@@ -24,6 +24,7 @@ from adtag.io import atomic_dir
 FRAMES_PER_SECOND = 50  # Whisper encoder outputs: one per 20 ms
 WINDOW_SECONDS = 30
 MEL_PER_WINDOW = 3000
+MIN_TAIL_MEL = 100  # 1 s
 _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
@@ -93,6 +94,10 @@ class WhisperBackend:
             )
         self._last: tuple[bytes, list[Window]] | None = None
 
+    def forget(self) -> None:
+        """Drop the remembered encoder output (called between videos)."""
+        self._last = None
+
     def encode(self, audio: np.ndarray) -> list[Window]:
         """Encoder outputs for 16 kHz mono ``audio``, one Window per started 30 s."""
         import ctranslate2
@@ -105,6 +110,8 @@ class WhisperBackend:
         windows: list[Window] = []
         n_mel = max(1, mel.shape[1] - 1)
         for start in range(0, n_mel, MEL_PER_WINDOW):
+            if start and n_mel - start < MIN_TAIL_MEL:
+                break  # a few frames past a window (AAC padding of a 30 s ad) are not worth an encoder pass
             seg = mel[:, start : start + MEL_PER_WINDOW]
             valid = max(1, min(seg.shape[1], n_mel - start) // 2)
             if seg.shape[1] < MEL_PER_WINDOW:

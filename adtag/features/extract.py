@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from adtag import runtime
 from adtag.data.manifest import Item
 from adtag.errors import AdtagError
 from adtag.features.inputs import source_key
@@ -73,7 +72,10 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(specs: dict[str, str], threads: int) -> None:
-    runtime.configure(threads)
+    # The parent ran runtime.configure, and spawned workers inherit its environment (OMP/MKL thread
+    # counts, offline flags); every encoder also takes ``threads`` explicitly. Calling configure
+    # here would import torch, ~190 MiB per worker that the default encoders never use.
+    os.environ.update({"OMP_NUM_THREADS": str(threads), "ORT_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1"})
     _WORKER["extractor"] = Extractor(specs, threads=threads)
 
 

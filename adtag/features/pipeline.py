@@ -90,6 +90,9 @@ class Extractor:
         Raises MediaError (naming the file) when nothing at all can be extracted.
         """
         path = Path(path)
+        for model in self.models.values():
+            if hasattr(model, "reset"):
+                model.reset()
         timings: dict[str, Any] = {"warnings": []}
         with _timed(timings, "probe"):
             info = probe(path)
