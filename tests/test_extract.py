@@ -28,8 +28,9 @@ EXTRA_KEYS = {"duration", "width", "height", "fps", "rotation", "has_audio", "ha
 @pytest.fixture(scope="module")
 def ad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ad") / "ad.mp4"
-    return make_clip(path, seconds=3.0, width=480, height=270, fps=10,
-                     captions=[(0, 1.5, "SUMMER SALE"), (1.5, 3, "FREE DELIVERY")])
+    return make_clip(
+        path, seconds=3.0, width=480, height=270, fps=10, captions=[(0, 1.5, "SUMMER SALE"), (1.5, 3, "FREE DELIVERY")]
+    )
 
 
 def test_extract_video_returns_in_memory_features_and_timings(ad: Path) -> None:
@@ -92,8 +93,9 @@ def test_folder_with_bad_inputs_yields_items_and_recorded_failures(
 def test_manifest_input_carries_tags_and_reports_items_without_video(ad: Path, tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     write_manifest([Item(id="x1", tags=["food", "sale"], video=ad), Item(id="x2", tags=["food"])], src)
-    manifest, failures = extract_to_dir(discover_inputs([src]), tmp_path / "f", progress=False,
-                                        encoders=["audio=none,asr=none"])
+    manifest, failures = extract_to_dir(
+        discover_inputs([src]), tmp_path / "f", progress=False, encoders=["audio=none,asr=none"]
+    )
     assert [f.id for f in failures] == ["x2"] and "no 'video'" in failures[0].reason
     (item,) = read_items(manifest)
     assert item.id == "x1" and item.tags == ["food", "sale"] and "audio" not in item.features
@@ -109,11 +111,25 @@ def test_kill_9_mid_run_then_the_same_command_finishes(ad: Path, tmp_path: Path)
     for i in range(6):
         (folder / f"v{i}.mp4").write_bytes(ad.read_bytes())
     out = tmp_path / "feats"
-    cmd = [sys.executable, "-m", "adtag.commands.extract", str(folder), "--out", str(out),
-           "--workers", "2", "--threads", "1", "--no-progress", "--encoders", "audio=none,asr=none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "adtag.commands.extract",
+        str(folder),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--encoders",
+        "audio=none,asr=none",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     journal = out / "journal.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -163,9 +179,21 @@ def test_help_documents_every_option_and_the_exit_codes(capsys: pytest.CaptureFi
     with pytest.raises(SystemExit):
         extract_main(["--help"])
     text = capsys.readouterr().out
-    for option in ("--out", "--workers", "--threads", "--encoders", "--language", "--retry-failed", "--overwrite",
-                   "--list-encoders", "exit status", "kill -9"):
+    for option in (
+        "--out",
+        "--workers",
+        "--threads",
+        "--encoders",
+        "--language",
+        "--retry-failed",
+        "--overwrite",
+        "--list-encoders",
+        "exit status",
+        "kill -9",
+    ):
         assert option in text
     assert extract_main(["--list-encoders"]) == 0
     assert "visual/efficientnet-lite0 (default)" in capsys.readouterr().out
     assert extract_main([]) == 2
+    assert extract_main(["x.mp4", "--out", "f", "--language", "klingon"]) == 2
+    assert "unknown speech language" in capsys.readouterr().err

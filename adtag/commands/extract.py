@@ -40,32 +40,45 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "inputs", nargs="*", metavar="INPUT",
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
         help="a video file, a folder of videos (searched recursively; an item's id is its path inside the "
         "folder without the suffix), or a manifest (.jsonl) whose items have 'video' paths (tags are carried over)",
     )
     p.add_argument("--out", "-o", metavar="FEATURE_DIR", help="folder for the features and manifest.jsonl (required)")
     p.add_argument(
-        "--workers", type=int, default=1, metavar="N",
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
         help="parallel worker processes, each loading the models once (default 1; about 0.6 GiB of memory each)",
     )
     p.add_argument(
-        "--threads", type=int, default=None, metavar="T",
+        "--threads",
+        type=int,
+        default=None,
+        metavar="T",
         help="threads per worker (default: CPU cores / workers)",
     )
     p.add_argument(
-        "--encoders", action="append", default=[], metavar="ROLE=NAME[:PATH],...",
+        "--encoders",
+        action="append",
+        default=[],
+        metavar="ROLE=NAME[:PATH],...",
         help="replace the encoder of a role (visual, audio, asr, ocr, text), or switch it off with ROLE=none; "
         "NAME is a registry name, PATH a local model folder for encoders that load one "
         "(e.g. visual=vit:/models/vit). Repeatable. See --list-encoders",
     )
     p.add_argument("--language", metavar="CODE", help="force the speech language, e.g. zh or en (default: detect)")
     p.add_argument(
-        "--retry-failed", action="store_true",
+        "--retry-failed",
+        action="store_true",
         help="on a resumed run, try again the videos that failed before (default: keep their recorded failure)",
     )
     p.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="delete FEATURE_DIR first and start again (needed to change encoders of an existing FEATURE_DIR)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
@@ -105,17 +118,29 @@ def run(args: argparse.Namespace) -> int:
     from adtag.features.pipeline import resolve_encoders
 
     encoders = resolve_encoders(args.encoders)
+    if args.language:
+        from adtag.encoders.asr import check_language
+
+        check_language(args.language)
     inputs = discover_inputs(args.inputs)
     if not inputs:
         raise AdtagError(f"no video files found in {', '.join(args.inputs)}")
     out = Path(args.out)
     if args.overwrite and out.exists():
+        if not ((out / "store.json").is_file() or (out / "journal.jsonl").is_file()):
+            raise AdtagError(f"{out} is not a FEATURE_DIR (no store.json); not deleting it")
         shutil.rmtree(out)
     threads = args.threads or default_threads(args.workers)
     runtime.configure(threads)
     manifest, failures = extract_to_dir(
-        inputs, out, encoders=encoders, workers=args.workers, threads=threads,
-        language=args.language, retry_failed=args.retry_failed, progress=not args.no_progress,
+        inputs,
+        out,
+        encoders=encoders,
+        workers=args.workers,
+        threads=threads,
+        language=args.language,
+        retry_failed=args.retry_failed,
+        progress=not args.no_progress,
     )
     ok = len(inputs) - len(failures)
     if failures:

@@ -14,6 +14,7 @@ import numpy as np
 
 from adtag.encoders.registry import register_encoder
 from adtag.encoders.whisper import WINDOW_SECONDS, whisper_backend
+from adtag.errors import AdtagError
 
 RATE = 16000
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
@@ -26,6 +27,15 @@ def head_tail(text: str, n: int = 128) -> str:
     if len(spans) <= 2 * n:
         return text.strip()
     return (text[: spans[n - 1][1]].strip() + " " + text[spans[-n][0] :].strip()).strip()
+
+
+def check_language(code: str) -> str:
+    """``code`` if Whisper knows it (``zh``, ``en``, ...), else AdtagError listing the known codes."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    if code not in _LANGUAGE_CODES:
+        raise AdtagError(f"unknown speech language {code!r}; Whisper knows: {', '.join(_LANGUAGE_CODES)}")
+    return code
 
 
 def speech_spans(audio: np.ndarray) -> list[tuple[float, float]]:
