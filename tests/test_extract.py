@@ -19,6 +19,7 @@ from adtag.data.manifest import Item, read_items, write_manifest
 from adtag.errors import AdtagError
 from adtag.features.extract import DEFAULT_ENCODERS, extract_to_dir, extract_video
 from adtag.features.inputs import discover_inputs
+from adtag.features.store import manifest_encoders
 from tests.clips import make_audio_file, make_clip, tone, truncate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +98,7 @@ def test_manifest_input_carries_tags_and_reports_items_without_video(ad: Path, t
         discover_inputs([src]), tmp_path / "f", progress=False, encoders=["audio=none,asr=none"]
     )
     assert [f.id for f in failures] == ["x2"] and "no 'video'" in failures[0].reason
+    assert manifest_encoders(manifest) == {k: v for k, v in DEFAULT_ENCODERS.items() if k not in ("audio", "asr")}
     (item,) = read_items(manifest)
     assert item.id == "x1" and item.tags == ["food", "sale"] and "audio" not in item.features
     with pytest.raises(AdtagError, match="other settings"):

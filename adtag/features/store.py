@@ -168,3 +168,19 @@ class FeatureStore:
             return None, failures
         write_manifest(items, self.manifest_path)
         return self.manifest_path, failures
+
+
+def manifest_encoders(manifest: str | os.PathLike) -> dict[str, str] | None:
+    """The encoders a manifest written by ``adtag extract`` was made with (from its store.json).
+
+    ``adtag train`` records these in the model's config so that ``adtag predict`` on raw videos
+    extracts the same features; None for a manifest that did not come from ``adtag extract``.
+    """
+    path = Path(manifest).parent / "store.json"
+    if not path.is_file():
+        return None
+    try:
+        encoders = json.loads(path.read_text(encoding="utf-8")).get("encoders")
+    except (OSError, json.JSONDecodeError):
+        return None
+    return dict(encoders) if isinstance(encoders, dict) else None
