@@ -18,7 +18,7 @@ import pytest
 
 from adtag.data.manifest import read_items
 from adtag.data.vocab import Vocabulary
-from adtag.demo.corpus import generate_corpus, read_corpus_info
+from adtag.demo.corpus import corpus_notes, generate_corpus, read_corpus_info
 from adtag.demo.fonts import drawable, find_cjk_font, render_text
 from adtag.demo.plan import MAX_TAGS, MIN_TAGS, make_plan
 from adtag.demo.taxonomy import BY_KEY, BY_NAME, GROUPS, TAGS
@@ -207,3 +207,13 @@ def test_without_a_cjk_font_captions_fall_back_to_latin(caplog: pytest.LogCaptur
     assert img.shape[2] == 4 and img[..., 3].max() == 255
     packaged = find_cjk_font()
     assert packaged.cjk, "the noto-cjk-sans-otc dependency should provide a CJK font"
+
+
+def test_notes_say_what_the_corpus_holds(corpus: tuple[Path, int]) -> None:
+    out, _ = corpus
+    info = read_corpus_info(out)
+    notes = "\n".join(corpus_notes(out))
+    no_audio = sum(not info["clips"][i]["has_audio"] for i in info["ids"])
+    assert f"{len(info['ids'])} generated ad clips" in notes
+    assert f"{no_audio} clips have no audio track" in notes
+    assert ("espeak-ng" in notes) == (info["speech"] == "tts")

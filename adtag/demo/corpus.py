@@ -101,6 +101,42 @@ def read_corpus_info(out_dir: str | os.PathLike) -> dict[str, Any]:
         return {}
 
 
+def corpus_notes(out_dir: str | os.PathLike, ids: list[str] | None = None) -> list[str]:
+    """Plain-language facts about a generated corpus, for the report's "About this run".
+
+    ``ids`` limits the counts to some clips (e.g. the held-out ones).
+    """
+    info = read_corpus_info(out_dir)
+    if not info:
+        return []
+    clips = [info["clips"][i] for i in (ids or info.get("ids", [])) if i in info["clips"]]
+    n = len(clips)
+    font = info.get("font", {})
+    notes = [
+        f"Built-in demo corpus: {n} generated ad clips (seed {info.get('seed')}), "
+        f"{sum(len(c['tags']) for c in clips) / max(n, 1):.1f} tags per clip on average.",
+        (
+            f"Captions drawn with {font.get('name')} (Chinese and English)."
+            if font.get("cjk")
+            else "No CJK font was found: captions were drawn in English only."
+        ),
+    ]
+    talking = sum(c["speech"] != "none" for c in clips)
+    if info.get("speech") == "tts":
+        notes.append(f"Speech: {talking} clips have a voice-over spoken by espeak-ng (real English words).")
+    else:
+        notes.append(
+            f"Speech: no text-to-speech engine was installed; {talking} voice-overs are wordless babble, "
+            "so speech recognition has nothing to read."
+        )
+    notes.append(
+        f"Missing modalities: {sum(not c['has_audio'] for c in clips)} clips have no audio track, "
+        f"{sum(not c['has_text'] for c in clips)} show no text; "
+        f"{sum(bool(c['distractors']) for c in clips)} carry a cue for a tag they do not have."
+    )
+    return notes
+
+
 def _workers(n_jobs: int, workers: int | None) -> int:
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
