@@ -166,7 +166,9 @@ def _object_layers(
                 Layer.from_rgba(c, Motion(-0.1 * w, y, 1.1 * w, y + rng.uniform(-0.1, 0.1) * h, 0.05 * base, 2.0))
             )
     if plan.cued("person", "visual"):
-        ph = int(0.78 * other.h if other is not main else 0.8 * main.h)
+        room = other if other is not main else main
+        # The person takes most of the panel's height, but never more than ~60% of its width.
+        ph = int(min(0.8 * room.h, 0.6 * room.w / 0.75))
         img = _graded(sprites.person(ph, rng, animated), looks)
         pw = img.shape[1]
         if other is not main:

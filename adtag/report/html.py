@@ -26,10 +26,11 @@ from adtag.report.fonts import embedded_font_css
 from adtag.report.thumbnails import to_jpeg
 
 NONE = '<span class="empty">none</span>'
+# (key in ablation["tables"], heading, first column)
 TABLES = (
-    ("single", "Single modality"),
-    ("combinations", "Modality combinations"),
-    ("fusion", "Fusion strategies"),
+    ("single", "Single modality", "modality"),
+    ("combinations", "Modality combinations", "modalities"),
+    ("fusion", "Fusion strategies", "fusion"),
 )
 
 
@@ -50,7 +51,7 @@ def _fmt(x: Any) -> str:
     return f"{x:.4f}" if isinstance(x, int | float) and np.isfinite(x) else "&ndash;"
 
 
-def _table(rows: Sequence[dict[str, Any]], caption: str) -> str:
+def _table(rows: Sequence[dict[str, Any]], caption: str, first: str) -> str:
     """One ablation table; the row with the best GAP is highlighted."""
     if not rows:
         return f'<div><h3>{_e(caption)}</h3><p class="empty">no rows</p></div>'
@@ -65,7 +66,7 @@ def _table(rows: Sequence[dict[str, Any]], caption: str) -> str:
             f'<td class="num">{_fmt(r.get("gap"))}</td><td class="num">{_fmt(r.get("hit1"))}</td></tr>'
         )
     return (
-        f"<div><h3>{_e(caption)}</h3><table><thead><tr><th>{'fusion' if 'usion' in caption else 'modalities'}</th>"
+        f"<div><h3>{_e(caption)}</h3><table><thead><tr><th>{_e(first)}</th>"
         f'<th class="num">GAP@20</th><th class="num">hit@1</th></tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
@@ -189,7 +190,7 @@ def render_report(
         summary=_e(summary),
         font_css=embedded_font_css(text),
         notes=notes_html,
-        tables="".join(_table(tables.get(key, []), caption) for key, caption in TABLES),
+        tables="".join(_table(tables.get(key, []), caption, first) for key, caption, first in TABLES),
         charts=_charts(tables),
         per_tag=_per_tag(ablation.get("per_tag_ap", {})),
         pr=_pr(predictions, truth),
