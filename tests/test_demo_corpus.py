@@ -217,3 +217,30 @@ def test_notes_say_what_the_corpus_holds(corpus: tuple[Path, int]) -> None:
     assert f"{len(info['ids'])} generated ad clips" in notes
     assert f"{no_audio} clips have no audio track" in notes
     assert ("espeak-ng" in notes) == (info["speech"] == "tts")
+
+
+def test_an_interrupted_run_resumes_with_the_clips_it_finished(
+    corpus: tuple[Path, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import adtag.demo.corpus as corpus_mod
+
+    _, seed = corpus
+    real = corpus_mod.make_clip  # stop (as Ctrl-C would) while making the third clip
+    calls: list[str] = []
+
+    def flaky(plan, path, font):  # type: ignore[no-untyped-def]
+        calls.append(plan.id)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(plan, path, font)
+
+    monkeypatch.setattr(corpus_mod, "make_clip", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        generate_corpus(tmp_path, 3, seed=seed, progress=False, workers=1)
+    assert not (tmp_path / "manifest.jsonl").exists()  # no manifest for an unfinished corpus
+    assert sorted(read_corpus_info(tmp_path)["clips"]) == ["ad0000", "ad0001"]
+    made: list[str] = []
+    monkeypatch.setattr(corpus_mod, "make_clip", lambda p, path, f: made.append(p.id) or real(p, path, f))
+    generate_corpus(tmp_path, 3, seed=seed, progress=False, workers=1)
+    assert made == ["ad0002"]
+    assert len(read_items(tmp_path / "manifest.jsonl")) == 3

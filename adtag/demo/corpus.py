@@ -179,43 +179,48 @@ def generate_corpus(
         else:
             todo.append((plan, path, font))
 
+    fingerprints = {plan.id: _fingerprint(plan, font, tts) for plan, _, _ in todo}
+    # Records of clips beyond this corpus's size stay: a later, larger run can reuse them.
+    kept = {k: v for k, v in old_clips.items() if (clips_dir / f"{k}.mp4").is_file()}
+    ids = [p.id for p in plans]
+
+    def save_info() -> None:
+        info = {
+            "generator": GENERATOR_VERSION,
+            "seed": seed,
+            "n_videos": n_videos,
+            "ids": ids,
+            "font": asdict(font),
+            "tts": tts_engine(),
+            "speech": "tts" if tts else "babble",
+            "clips": dict(sorted({**kept, **records}.items())),
+        }
+        write_json(out_dir / INFO_FILE, info)
+
+    def done(clip_id: str, record: dict[str, Any]) -> None:
+        record["fingerprint"] = fingerprints[clip_id]
+        records[clip_id] = record
+        bar.update()
+        if len(records) % 10 == 0:
+            save_info()  # an interrupted run resumes from here
+
     bar = tqdm(
         total=n_videos, initial=n_videos - len(todo), desc="generating ad clips", unit="clip", disable=not progress
     )
     n_workers = _workers(len(todo), workers)
     try:
         if n_workers == 1:
-            results = map(_make_clip_job, todo)
-            for clip_id, record in results:
-                records[clip_id] = record
-                bar.update()
+            for job in todo:
+                done(*_make_clip_job(job))
         elif todo:
             ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
             with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
                 for clip_id, record in pool.map(_make_clip_job, todo, chunksize=1):
-                    records[clip_id] = record
-                    bar.update()
+                    done(clip_id, record)
     finally:
         bar.close()
-    for plan, _, _ in todo:
-        records[plan.id]["fingerprint"] = _fingerprint(plan, font, tts)
-
-    # Keep records of clips beyond this corpus's size: a later, larger run can reuse them.
-    kept = {k: v for k, v in old_clips.items() if (clips_dir / f"{k}.mp4").is_file()}
-    kept.update(records)
-    ids = [p.id for p in plans]
-    info = {
-        "generator": GENERATOR_VERSION,
-        "seed": seed,
-        "n_videos": n_videos,
-        "ids": ids,
-        "font": asdict(font),
-        "tts": tts_engine(),
-        "speech": "tts" if tts else "babble",
-        "clips": dict(sorted(kept.items())),
-    }
+        save_info()
     write_text(out_dir / "vocab.txt", "\n".join(vocab_lines()) + "\n")
     items = [Item(id=i, tags=records[i]["tags"], video=clips_dir / f"{i}.mp4") for i in ids]
     write_manifest(items, out_dir / "manifest.jsonl")
-    write_json(out_dir / INFO_FILE, info)
     return out_dir / "manifest.jsonl"
