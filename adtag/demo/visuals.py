@@ -201,20 +201,16 @@ def _burst_layer(plan: ClipPlan, rng: np.random.Generator, font: FontChoice, tex
     size = int(0.34 * min(w, h))
     img = sprites.burst(size, rng).copy()
     if plan.cued("promotion", "text") and plan.has_text:
-        line = PHRASES["promotion"][int(rng.integers(2))][0]  # "限时优惠 ..." or "五折 50% OFF"
-        label = render_text(
-            line.split(" ")[0], font, int(size * 0.2), (255, 255, 0), (120, 0, 0), max_width=int(size * 0.8)
-        )
-        if not drawable(line.split(" ")[0], font):
-            label = render_text("SALE", font, int(size * 0.2), (255, 255, 0), (120, 0, 0))
+        # "限时优惠" or "五折" in the burst; "SALE" when no CJK font can draw them.
+        word = drawable(PHRASES["promotion"][int(rng.integers(2))][0].split(" ")[0], font) or "SALE"
+        label = render_text(word, font, int(size * 0.2), (255, 255, 0), (120, 0, 0), max_width=int(size * 0.8))
         lh, lw = label.shape[:2]
         oy, ox = (size - lh) // 2, (size - lw) // 2
+        region = img[oy : oy + lh, ox : ox + lw]
         a = label[..., 3:4] / 255.0
-        img[oy : oy + lh, ox : ox + lw, :3] = (
-            img[oy : oy + lh, ox : ox + lw, :3] * (1 - a) + label[..., :3] * a
-        ).astype(np.uint8)
-        img[oy : oy + lh, ox : ox + lw, 3] = np.maximum(img[oy : oy + lh, ox : ox + lw, 3], label[..., 3])
-        texts.append(drawable(line.split(" ")[0], font) or "SALE")
+        region[..., :3] = (region[..., :3] * (1 - a) + label[..., :3] * a).astype(np.uint8)
+        region[..., 3] = np.maximum(region[..., 3], label[..., 3])
+        texts.append(word)
     x = w - size - 0.04 * w if rng.random() < 0.5 else 0.04 * w
     return Layer.from_rgba(img, Motion(x, 0.3 * h, x, 0.3 * h, 0.03 * size, 2.0))
 
