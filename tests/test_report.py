@@ -65,7 +65,7 @@ def _inputs() -> dict[str, Any]:
         "folds": 3,
         "tables": {
             "single": [
-                {"name": "frames", "gap": 0.61, "hit1": 0.7},
+                {"name": "frames", "gap": 0.61, "hit1": 0.7, "kind": "visual"},
                 {"name": "audio", "gap": 0.52, "hit1": 0.5},
                 {"name": "ocr", "gap": 0.66, "hit1": 0.6},
             ],
@@ -78,7 +78,8 @@ def _inputs() -> dict[str, Any]:
                 {"name": "mean", "gap": 0.74, "hit1": 0.8},
             ],
         },
-        "per_tag_ap": {t: float(rng.random()) for t in TAGS},
+        # adtag ablate writes None for a tag that no held-out clip has.
+        "per_tag_ap": {t: (None if i == 1 else float(rng.random())) for i, t in enumerate(TAGS)},
     }
     return {"ablation": ablation, "predictions": predictions, "truth": truth, "gallery": gallery}
 
@@ -123,6 +124,10 @@ def test_report_structure_and_self_containment(report: Path) -> None:
     # The best row of each table is highlighted.
     best = re.findall(r'<tr class="best"><td>([^<]*)</td>', page)
     assert best == ["ocr", "frames+audio+ocr", "stack"]
+    # A tag without a score is listed last, with a dash, and left out of the mean.
+    rows = re.findall(r'<tr><td>([^<]*)</td><td class="num">([^<]*)</td><td class="bar">', page)
+    assert rows[-1] == ("a&lt;b &amp; c", "&ndash;") and len(rows) == len(TAGS)
+    assert f"mean AP over {len(TAGS) - 1} scored tags" in page
     # A CJK font subset is embedded, so Chinese renders without system fonts.
     assert "@font-face" in page and "data:font/otf;base64," in page
 

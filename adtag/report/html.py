@@ -47,22 +47,37 @@ def _img(data: bytes, mime: str, alt: str, **attrs: Any) -> str:
     return f'<img src="{_data_uri(data, mime)}" alt="{_e(alt)}"{extra}>'
 
 
+def _num(x: Any) -> float:
+    """A finite float, or NaN for None, NaN and anything that is not a number."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+    return v if np.isfinite(v) else float("nan")
+
+
 def _fmt(x: Any) -> str:
-    return f"{x:.4f}" if isinstance(x, int | float) and np.isfinite(x) else "&ndash;"
+    v = _num(x)
+    return f"{v:.4f}" if np.isfinite(v) else "&ndash;"
+
+
+def _kind(row: dict[str, Any]) -> str:
+    kind = row.get("kind")
+    return f' <span class="kind">{_e(kind)}</span>' if kind else ""
 
 
 def _table(rows: Sequence[dict[str, Any]], caption: str, first: str) -> str:
     """One ablation table; the row with the best GAP is highlighted."""
     if not rows:
         return f'<div><h3>{_e(caption)}</h3><p class="empty">no rows</p></div>'
-    gaps = [float(r.get("gap", float("nan"))) for r in rows]
+    gaps = [_num(r.get("gap")) for r in rows]
     finite = [g for g in gaps if np.isfinite(g)]
     best = gaps.index(max(finite)) if finite else -1
     body = []
     for i, r in enumerate(rows):
         cls = ' class="best"' if i == best else ""
         body.append(
-            f"<tr{cls}><td>{_e(r.get('name', '?'))}</td>"
+            f"<tr{cls}><td>{_e(r.get('name', '?'))}{_kind(r)}</td>"
             f'<td class="num">{_fmt(r.get("gap"))}</td><td class="num">{_fmt(r.get("hit1"))}</td></tr>'
         )
     return (
@@ -75,10 +90,10 @@ def _table(rows: Sequence[dict[str, Any]], caption: str, first: str) -> str:
 def _charts(tables: dict[str, Sequence[dict[str, Any]]]) -> str:
     out = []
     for key, title in (("single", "GAP@20 per modality"), ("fusion", "GAP@20 per fusion strategy")):
-        rows = [r for r in tables.get(key, []) if np.isfinite(float(r.get("gap", float("nan"))))]
+        rows = [r for r in tables.get(key, []) if np.isfinite(_num(r.get("gap")))]
         if not rows:
             continue
-        png = bar_chart([str(r["name"]) for r in rows], [float(r["gap"]) for r in rows], title)
+        png = bar_chart([str(r.get("name", "?")) for r in rows], [_num(r["gap"]) for r in rows], title)
         out.append(f"<figure>{_img(png, 'image/png', title)}<figcaption>{_e(title)}</figcaption></figure>")
     return "".join(out) or '<p class="empty">no results to chart</p>'
 
@@ -87,16 +102,18 @@ def _per_tag(per_tag_ap: dict[str, float]) -> str:
     """A sorted table with inline bars (HTML text, so CJK tag names use the embedded font)."""
     if not per_tag_ap:
         return '<p class="empty">no per-tag results</p>'
-    rows = sorted(per_tag_ap.items(), key=lambda kv: (-float(kv[1]), kv[0]))
+    # Tags without a score (no positive example held out) go last, shown as a dash.
+    rows = sorted(per_tag_ap.items(), key=lambda kv: (not np.isfinite(_num(kv[1])), -np.nan_to_num(_num(kv[1])), kv[0]))
     body = "".join(
-        f'<tr><td>{_e(tag)}</td><td class="num">{_fmt(float(ap))}</td>'
-        f'<td class="bar"><div class="fill" style="width:{max(0.0, min(1.0, float(ap))) * 100:.1f}%"></div></td></tr>'
+        f'<tr><td>{_e(tag)}</td><td class="num">{_fmt(ap)}</td><td class="bar">'
+        f'<div class="fill" style="width:{np.clip(np.nan_to_num(_num(ap)), 0, 1) * 100:.1f}%"></div></td></tr>'
         for tag, ap in rows
     )
-    mean = float(np.mean([float(v) for v in per_tag_ap.values()]))
+    scored = [_num(v) for v in per_tag_ap.values() if np.isfinite(_num(v))]
+    mean = f"mean AP over {len(scored)} scored tags: {np.mean(scored):.4f}" if scored else "no tag could be scored"
     return (
         f'<table class="ap"><thead><tr><th>tag</th><th class="num">AP</th><th></th></tr></thead>'
-        f'<tbody>{body}</tbody></table><p class="notes">mean AP over {len(rows)} tags: {mean:.4f}</p>'
+        f'<tbody>{body}</tbody></table><p class="notes">{mean}</p>'
     )
 
 
