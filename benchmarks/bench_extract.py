@@ -189,23 +189,49 @@ def stage_batch(clip: Path, workdir: Path) -> dict:
 
 
 def store_cost(workdir: Path, n: int = 200) -> dict:
-    """Writing one ad's arrays (60x1280 + 32x512 + 2x384 float32) into the store, per item."""
+    """Per item: the store's .npy files (temp + rename + fsync) against one appended file per
+    modality with an offsets index (the memory-mapped alternative), both durable per item."""
     from adtag.features.store import FeatureStore
 
-    store = FeatureStore(workdir / "store-bench")
     rng = np.random.default_rng(0)
     shapes = {"frames": (60, 1280), "audio": (32, 512), "ocr_emb": (384,), "asr_emb": (384,)}
     arrays = {k: rng.random(shape, dtype=np.float32) for k, shape in shapes.items()}
+    store = FeatureStore(workdir / "store-bench")
     t = time.perf_counter()
     for i in range(n):
         store.put_arrays(f"item{i}", arrays)
-    write_ms = (time.perf_counter() - t) / n * 1000
+    npy_write = (time.perf_counter() - t) / n * 1000
     t = time.perf_counter()
-    for i in np.random.permutation(n):
+    for i in rng.permutation(n):
         for name in arrays:
             np.load(store.item_dir(f"item{i}") / f"{name}.npy")
-    read_ms = (time.perf_counter() - t) / n * 1000
-    return {"write_ms_per_item": write_ms, "random_read_ms_per_item": read_ms}
+    npy_read = (time.perf_counter() - t) / n * 1000
+
+    folder = workdir / "append-bench"
+    folder.mkdir(exist_ok=True)
+    offsets: dict[str, list[tuple[int, tuple]]] = {k: [] for k in arrays}
+    handles = {k: open(folder / f"{k}.bin", "ab") for k in arrays}
+    t = time.perf_counter()
+    for _ in range(n):
+        for name, arr in arrays.items():
+            fh = handles[name]
+            offsets[name].append((fh.tell(), arr.shape))
+            fh.write(arr.tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        (folder / "offsets.json").write_text(json.dumps(offsets))  # the index must be durable too
+    append_write = (time.perf_counter() - t) / n * 1000
+    for fh in handles.values():
+        fh.close()
+    maps = {k: np.memmap(folder / f"{k}.bin", dtype=np.float32, mode="r") for k in arrays}
+    t = time.perf_counter()
+    for i in rng.permutation(n):
+        for name in arrays:
+            off, shape = offsets[name][i]
+            np.array(maps[name][off // 4 : off // 4 + int(np.prod(shape))]).reshape(shape)
+    append_read = (time.perf_counter() - t) / n * 1000
+    return {"npy_write_ms_per_item": npy_write, "npy_random_read_ms_per_item": npy_read,
+            "append_write_ms_per_item": append_write, "append_random_read_ms_per_item": append_read}
 
 
 def run_stage(name: str, clip: Path, workdir: Path) -> dict:

@@ -16,14 +16,14 @@ the Whisper-base encoder per 0.96 s -> 'audio' (T, 512); speech recognition -> t
 PP-OCRv4 on frames whose content changed -> text 'ocr'; multilingual-e5-small on both texts ->
 'ocr_emb', 'asr_emb' (384); container metadata -> 'extra'. A modality a video lacks is left out.
 
-Writes OUT/manifest.jsonl (one item per video, paths to .npy files under OUT/items/). The run is
+Writes FEATURE_DIR/manifest.jsonl (one item per video, paths to .npy files under FEATURE_DIR/items/). The run is
 resumable: run the same command again after an interruption (even kill -9) and it continues
 where it stopped; finished videos are skipped."""
 
 EPILOG = """\
 exit status: 0 all videos extracted; 1 some videos failed (they are listed at the end and in
-OUT/journal.jsonl; the manifest holds the others); 2 bad arguments or input (no such file,
-encoders that differ from those OUT was started with).
+FEATURE_DIR/journal.jsonl; the manifest holds the others); 2 bad arguments or input (no such file,
+encoders that differ from those FEATURE_DIR was started with).
 
 examples:
   adtag extract ads/ --out feats/ --workers 2
