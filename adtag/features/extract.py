@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from adtag.data.manifest import Item
+from adtag.encoders import prepare_encoder
 from adtag.errors import AdtagError
 from adtag.features.inputs import source_key
 from adtag.features.pipeline import DEFAULT_ENCODERS, Extractor, resolve_encoders
@@ -176,6 +177,8 @@ def extract_to_dir(
             for task in tasks:
                 finish(run(task))
         else:
+            for spec in specs.values():  # build cached model files once, not in every worker
+                prepare_encoder(spec)
             _run_pool(tasks, specs, workers, threads, finish)
     finally:
         bar.close()
