@@ -25,6 +25,9 @@ def _hf_folder(path: str | os.PathLike, what: str) -> Path:
         raise AdtagError(f"{folder}: not a {what} model folder (no config.json)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # adtag extract has its own progress bar
     return folder
 
 
