@@ -22,6 +22,11 @@ def configure(threads: int | None = None) -> int:
         threads = int(os.environ.get("ADTAG_THREADS", 0)) or 1
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)
+    # The variables only reach libraries not yet loaded; BLAS pools already running (numpy's
+    # OpenBLAS) must be limited at run time, or each vector dot waits on a contended thread.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
     try:
         import torch
 

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 
 from adtag.metrics import gap_at_k
+from adtag.models.lbfgs import minimize_lbfgs
 
 ALPHAS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
 
@@ -67,15 +68,7 @@ class LinearTagger:
             if self.loss == "log":
                 p = np.clip(Y.mean(0), 1e-3, 1 - 1e-3)
                 w0[d * L :] = np.log(p / (1 - p))
-        res = minimize(
-            _loss_grad,
-            w0,
-            args=(X, Y, alpha, self.loss),
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": self.max_iter, "gtol": 1e-5, "maxcor": 7},
-        )
-        return res.x
+        return minimize_lbfgs(lambda w: _loss_grad(w, X, Y, alpha, self.loss), w0, max_iter=self.max_iter)
 
     def _set(self, w: np.ndarray, d: int, L: int) -> None:
         self.coef_ = w[: d * L].reshape(d, L).astype(np.float32)
