@@ -39,7 +39,7 @@ from adtag.io import write_json, write_text
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2  # bump whenever rendering changes, so old clips are not reused
+GENERATOR_VERSION = 3  # bump whenever rendering changes, so old clips are not reused
 INFO_FILE = "corpus.json"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image, ImageFilter
 
 from adtag.demo import sprites
 from adtag.demo.compose import Layer, Motion, Panel, Shot, Timeline
@@ -100,6 +101,9 @@ def _panels(
         mx, my = int(pw * 0.12 * speed) + 8, int(ph * 0.12 * speed) + 8
         panel_kind = kind if i == 0 or rng.random() < 0.6 else "studio"
         bg = draw_scene(panel_kind, pw + 2 * mx, ph + 2 * my, rng, animated, night)
+        if plan.cued("closeup", "visual"):  # shallow depth of field: the product is all in focus
+            radius = max(3.0, min(pw, ph) / 40)
+            bg = np.asarray(Image.fromarray(bg).filter(ImageFilter.GaussianBlur(radius)))
         bg = _graded(_decorate(bg, plan, rng), looks)
         start = (int(rng.integers(0, 2 * mx + 1)), int(rng.integers(0, 2 * my + 1)))
         end = (int(rng.integers(0, 2 * mx + 1)), int(rng.integers(0, 2 * my + 1)))
@@ -108,13 +112,15 @@ def _panels(
     return panels
 
 
-def _divider_layers(panels: list[Panel]) -> list[Layer]:
+def _divider_layers(panels: list[Panel], width: int, height: int) -> list[Layer]:
+    """The bold white bars between split-screen panels, the layout's visual signature."""
+    bar = max(6, min(width, height) // 45)
     layers = []
     for p in panels[1:]:
         vertical = p.x > 0
-        size = (p.h, 6) if vertical else (6, p.w)
+        size = (p.h, bar) if vertical else (bar, p.w)
         rgba = np.full((*size, 4), 255, np.uint8)
-        x, y = (p.x - 3, p.y) if vertical else (p.x, p.y - 3)
+        x, y = (p.x - bar // 2, p.y) if vertical else (p.x, p.y - bar // 2)
         layers.append(Layer.from_rgba(rgba, Motion(x, y, x, y)))
     return layers
 
@@ -137,7 +143,7 @@ def _object_layers(
     closeup = plan.cued("closeup", "visual")
     left_side = rng.random() < 0.5
     for n, kind in enumerate(products):
-        size = int((0.72 if closeup and n == 0 else 0.4) * min(main.w, main.h))
+        size = int((0.85 if closeup and n == 0 else 0.4) * min(main.w, main.h))
         img = _graded(sprites.product(kind, size, rng, animated), looks)
         if closeup and n == 0:
             x, y = main.x + (main.w - size) / 2, main.y + (main.h - size) / 2
@@ -331,7 +337,8 @@ def build_picture(plan: ClipPlan, rng: np.random.Generator, font: FontChoice) ->
     shots = []
     for t0, t1 in zip(cuts[:-1], cuts[1:], strict=True):
         panels = _panels(plan, kind, rng, animated, looks, speed)
-        layers = _divider_layers(panels) + _object_layers(plan, rng, animated, looks, speed, panels)
+        layers = _divider_layers(panels, plan.width, plan.height)
+        layers += _object_layers(plan, rng, animated, looks, speed, panels)
         for layer in layers:  # object paths run over the shot, not the whole clip
             if layer.t1 == np.inf:
                 layer.t0, layer.t1 = float(t0), float(t1)
