@@ -17,15 +17,15 @@ import numpy as np
 
 from adtag.demo.taxonomy import AUDIO_CHANNELS, BY_KEY, STYLES, TAGS
 
-# (width, height, weight): mostly 360p-class sizes, some 480p/540p, a few 720p.
+# (width, height, weight): mostly 360p-class sizes, some 480p/540p, a few 720p (costly to encode).
 SIZES = (
-    (640, 360, 0.32),
-    (360, 640, 0.18),
+    (640, 360, 0.34),
+    (360, 640, 0.2),
     (480, 480, 0.12),
     (854, 480, 0.14),
     (960, 540, 0.12),
-    (1280, 720, 0.07),
-    (720, 1280, 0.05),
+    (1280, 720, 0.05),
+    (720, 1280, 0.03),
 )
 FPS = ((10, 0.6), (12, 0.3), (15, 0.1))
 PRIMARY_KEEP = 0.95
