@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from adtag.commands._common import add_threads, setup
 from adtag.data.manifest import load_manifest
 from adtag.data.vocab import Vocabulary
+from adtag.features.store import manifest_encoders
 from adtag.models.tagger import ALL_FUSIONS, Tagger, TrainConfig
 
 
@@ -49,16 +49,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _recorded_encoders(manifest: Path) -> dict | None:
-    store = manifest.parent / "store.json"
-    if manifest.is_file() and store.is_file():
-        try:
-            return json.loads(store.read_text(encoding="utf-8")).get("encoders")
-        except (OSError, json.JSONDecodeError):
-            return None
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     setup(args)
     items = load_manifest(args.manifest)
@@ -69,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         modalities=args.modalities,
         joint=not args.no_joint,
-        encoders=_recorded_encoders(args.manifest),
+        encoders=manifest_encoders(args.manifest) if args.manifest.is_file() else None,
     )
     print(f"training on {len(items)} items from {args.manifest} (fusion={cfg.fusion}, folds={cfg.folds})")
     tagger = Tagger(cfg).fit(items, vocab, cache_dir=args.out if args.out.is_dir() else None, progress=not args.quiet)
