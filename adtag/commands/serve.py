@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         raise AdtagError("--workers must be >= 1 and --queue >= 0")
     if not 0 < args.port < 65536:
         raise AdtagError(f"--port {args.port}: not a TCP port")
-    if not (Path(args.model_dir) / "config.json").exists() and not Path(args.model_dir).is_dir():
+    if not Path(args.model_dir).is_dir():
         raise AdtagError(f"{args.model_dir}: model folder not found")
     import uvicorn
 
