@@ -1,0 +1,90 @@
+"""The upload page in headless Debian chromium: choose a generated clip, press Tag, see the tags.
+
+Drives chromium over the DevTools pipe with test_report's small client; the server is uvicorn on a
+loopback port in this process, stopped by the test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from adtag.serve import ServeConfig, create_app  # noqa: E402
+from tests.test_report import DevTools, _chromium  # noqa: E402
+from tests.test_serve import LiveServer, build_video_model, sale_clip  # noqa: E402
+
+AFTER_UPLOAD = """new Promise((resolve, reject) => {
+  const t0 = Date.now();
+  (function poll() {
+    const status = document.getElementById('status');
+    if (status.textContent === 'done' || status.className === 'error') {
+      const imgs = [...document.querySelectorAll('#thumbs img')];
+      Promise.all(imgs.map(i => i.decode().catch(() => null))).then(() => resolve({
+        status: status.textContent,
+        model: document.getElementById('model').textContent,
+        tags: [...document.querySelectorAll('#tags .name')].map(e => e.textContent),
+        scores: [...document.querySelectorAll('#tags .score')].map(e => Number(e.textContent)),
+        bars: [...document.querySelectorAll('#tags .bar span')].map(e => e.getBoundingClientRect().width),
+        branches: [...document.querySelectorAll('#tags .branches')].map(e => e.textContent),
+        thumbs: imgs.map(i => ({w: i.naturalWidth, h: i.naturalHeight})),
+        text: document.getElementById('text').innerText,
+        hidden: document.getElementById('result').hidden,
+      }));
+    } else if (Date.now() - t0 > 60000) { reject(new Error('no answer: ' + status.textContent)); }
+    else { setTimeout(poll, 100); }
+  })();
+})"""
+
+
+def test_upload_page_tags_a_video_in_chromium(tmp_path_factory: pytest.TempPathFactory) -> None:
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("chromium is not installed (scripts/install_system_deps.sh installs it)")
+    _, model_dir = build_video_model(tmp_path_factory.mktemp("video_model"))
+    clip = sale_clip(tmp_path_factory.mktemp("clip"))
+    app = create_app(ServeConfig(model_dir, tmp_dir=tmp_path_factory.mktemp("serve_tmp")))
+    with LiveServer(app) as server:
+        tools = DevTools(binary, tmp_path_factory.mktemp("profile"))
+        try:
+            target = tools.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = tools.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            for domain in ("Page", "Runtime", "Log", "DOM", "Network"):
+                tools.call(f"{domain}.enable", session=session)
+            tools.call("Page.navigate", {"url": server.url + "/"}, session=session)
+            tools.wait_event("Page.loadEventFired")
+            root = tools.call("DOM.getDocument", session=session)["root"]["nodeId"]
+            node = tools.call("DOM.querySelector", {"nodeId": root, "selector": "#video"}, session=session)["nodeId"]
+            tools.call("DOM.setFileInputFiles", {"files": [str(clip)], "nodeId": node}, session=session)
+            tools.call("Runtime.evaluate", {"expression": "document.getElementById('go').click()"}, session=session)
+            facts = tools.call(
+                "Runtime.evaluate",
+                {"expression": AFTER_UPLOAD, "awaitPromise": True, "returnByValue": True},
+                session=session,
+                timeout=90,
+            )["result"]["value"]
+        finally:
+            tools.close()
+    errors = [
+        ev
+        for ev in tools.events
+        if ev.get("method") == "Runtime.exceptionThrown"
+        or (ev.get("method") == "Runtime.consoleAPICalled" and ev["params"].get("type") in ("error", "assert"))
+        or (ev.get("method") == "Log.entryAdded" and ev["params"]["entry"].get("level") == "error")
+    ]
+    assert errors == [], f"console errors: {errors}"
+    requested = {
+        ev["params"]["request"]["url"] for ev in tools.events if ev.get("method") == "Network.requestWillBeSent"
+    }
+    assert all(u.startswith((server.url, "data:")) for u in requested), requested  # nothing from outside
+    assert facts["status"] == "done" and facts["hidden"] is False
+    assert facts["model"] == "4 tags · video uploads on"
+    assert facts["tags"][0] == "sale" and len(facts["tags"]) == 4
+    assert facts["scores"] == sorted(facts["scores"], reverse=True)
+    assert facts["bars"][0] > facts["bars"][-1] > 0  # score bars drawn to scale
+    assert all(b for b in facts["branches"])  # the branches that carried each tag
+    assert len(facts["thumbs"]) == 6 and all(t["w"] > 0 and t["h"] == 72 for t in facts["thumbs"])
+    assert "ocr" in facts["text"] and "SALE" in facts["text"]
+    assert not Path(app.state.service.tmp_dir).exists()  # the server removed its folder on shutdown
