@@ -18,7 +18,7 @@ def minimize_lbfgs(
     max_iter: int = 100,
     memory: int = 7,
     gtol: float = 1e-5,
-    ftol: float = 1e-9,
+    ftol: float = 1e-7,
 ) -> np.ndarray:
     """Minimise a smooth ``fun`` returning (value, gradient); returns the final point."""
     x = np.array(x0, dtype=np.float64)

@@ -61,14 +61,14 @@ class LinearTagger:
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("loss", "alpha", "max_iter", "platt")}
 
-    def _solve(self, X, Y: np.ndarray, alpha: float, w0: np.ndarray | None) -> np.ndarray:
+    def _solve(self, X, Y: np.ndarray, alpha: float, w0: np.ndarray | None, max_iter: int | None = None) -> np.ndarray:
         d, L = X.shape[1], Y.shape[1]
         if w0 is None:
             w0 = np.zeros(d * L + L)
             if self.loss == "log":
                 p = np.clip(Y.mean(0), 1e-3, 1 - 1e-3)
                 w0[d * L :] = np.log(p / (1 - p))
-        return minimize_lbfgs(lambda w: _loss_grad(w, X, Y, alpha, self.loss), w0, max_iter=self.max_iter)
+        return minimize_lbfgs(lambda w: _loss_grad(w, X, Y, alpha, self.loss), w0, max_iter=max_iter or self.max_iter)
 
     def _set(self, w: np.ndarray, d: int, L: int) -> None:
         self.coef_ = w[: d * L].reshape(d, L).astype(np.float32)
@@ -78,9 +78,11 @@ class LinearTagger:
         """Fit at ``self.alpha``; ``init`` (a fitted model on similar data) warm-starts the solver."""
         X, Y = _as_input(X), np.asarray(Y, dtype=np.float32)
         w0 = None
+        max_iter = self.max_iter
         if init is not None and init.coef_.shape == (X.shape[1], Y.shape[1]):
             w0 = np.concatenate([init.coef_.ravel(), init.intercept_]).astype(np.float64)
-        self._set(self._solve(X, Y, self.alpha, w0), X.shape[1], Y.shape[1])
+            max_iter = max(20, self.max_iter // 2)  # a neighbouring fold's optimum is close
+        self._set(self._solve(X, Y, self.alpha, w0, max_iter), X.shape[1], Y.shape[1])
         self.platt_ = np.asarray(self.platt, dtype=np.float64)
         return self
 
@@ -89,13 +91,18 @@ class LinearTagger:
         X, Y, X_val = _as_input(X), np.asarray(Y, dtype=np.float32), _as_input(X_val)
         best: tuple[float, float, np.ndarray | None, np.ndarray | None] = (-1.0, ALPHAS[0], None, None)
         w = None
+        worse = 0
         for a in ALPHAS:
             w = self._solve(X, Y, a, w)
             self._set(w, X.shape[1], Y.shape[1])
             s = self.decision_function(X_val)
             g = gap_at_k(s, Y_val)
             if g > best[0] + 1e-4:
-                best = (g, a, w.copy(), s)
+                best, worse = (g, a, w.copy(), s), 0
+            else:
+                worse += 1
+                if worse == 2:  # weaker regularisation keeps losing: stop the path
+                    break
         self.alpha = best[1]
         self._set(best[2], X.shape[1], Y.shape[1])
         self.platt = tuple(float(v) for v in _fit_platt(best[3], Y_val)) if self.loss == "hinge" else (1.0, 0.0)

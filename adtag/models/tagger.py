@@ -28,6 +28,7 @@ from adtag.metrics import gap_at_k
 from adtag.models.branch import DEFAULT_MODELS, JOINT, BranchSpec, fit_branch, make_folds, predict_branch
 from adtag.models.featurize import fit_featurizer
 from adtag.models.fusion import FUSIONS, FusionTagger
+from adtag.models.parallel import run_parallel
 from adtag.models.stacker import Stacker, mean_fusion
 
 STACKERS = ("stack", "paper", "mean")
@@ -46,6 +47,7 @@ class TrainConfig:
     joint: bool = True
     stacker: dict[str, Any] = field(default_factory=dict)
     encoders: dict[str, Any] | None = None  # recorded by extraction, used to tag raw videos
+    jobs: int = 2  # branches fitted in parallel processes (one thread each)
 
     def validate(self) -> None:
         if self.fusion not in ALL_FUSIONS:
@@ -158,16 +160,19 @@ class Tagger:
         P = np.zeros((n, len(specs), Y.shape[1]), np.float32)
         present = np.zeros((n, len(specs)), bool)
         branch_gap = {}
-        bar = tqdm(specs, desc="branches (K-fold)", disable=not progress)
-        for b, spec in enumerate(bar):
-            bar.set_postfix_str(spec.name)
+        for b, spec in enumerate(specs):
             present[:, b] = self._present(spec, masks, n)
-            if cached is not None and spec.name in cached[1]:
-                P[:, b] = cached[0][spec.name]
-                self.branches_[spec.name] = cached[1][spec.name]
-            else:
-                X = self._branch_input(spec, blocks)
-                P[:, b], self.branches_[spec.name] = fit_branch(spec, X, Y, present[:, b], folds, cfg.seed)
+        todo = [b for b, spec in enumerate(specs) if cached is None or spec.name not in cached[1]]
+        for b in set(range(len(specs))) - set(todo):
+            P[:, b] = cached[0][specs[b].name]
+            self.branches_[specs[b].name] = cached[1][specs[b].name]
+        jobs = [(specs[b], self._branch_input(specs[b], blocks), Y, present[:, b], folds, cfg.seed) for b in todo]
+        bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="branches (K-fold)", disable=not progress)
+        for b, (oof, models) in zip(todo, run_parallel(fit_branch, jobs, cfg.jobs), strict=True):
+            P[:, b], self.branches_[specs[b].name] = oof, models
+            bar.update(1)
+        bar.close()
+        for b, spec in enumerate(specs):
             rows = present[:, b]
             branch_gap[spec.name] = round(gap_at_k(P[rows, b], Y[rows]), 4) if rows.any() else None
             log(f"  branch {spec.name:<24} out-of-fold GAP@20 {branch_gap[spec.name]}")
