@@ -6,8 +6,11 @@
 # The CJK font comes from PyPI (noto-cjk-sans-otc, a dependency in pyproject.toml).
 set -euo pipefail
 
+# "demo" installs only what the demo uses; no argument installs everything the tests use too.
 need=()
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ "${1:-all}" != "demo" ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fi
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 
 if [ ${#need[@]} -eq 0 ]; then
