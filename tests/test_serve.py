@@ -266,6 +266,8 @@ def test_bad_uploads_are_422_with_the_reason(client: TestClient, clip: Path, tmp
     assert r.status_code == 422
     r = client.post("/v1/tag", files={"video": ("a.mp4", good, "video/mp4")}, data={"top_k": "many"})
     assert r.status_code == 422 and r.json()["detail"].startswith("top_k")
+    r = client.post("/v1/tag", files={"video": ("a.mp4", good, "video/mp4")}, data={"language": "klingon"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("language: ")
     r = client.post("/v1/tag", files={"video": ("../../etc/passwd", good, "video/mp4")})
     assert r.status_code == 200 and r.json()["id"] == "passwd"
     assert list(service.tmp_dir.iterdir()) == []

@@ -112,6 +112,17 @@ def _form_int(fields: dict[str, str], name: str, default: int, lo: int, hi: int)
     return value
 
 
+def _form_language(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    from adtag.encoders.asr import check_language
+
+    try:
+        return check_language(raw.strip())
+    except AdtagError as exc:
+        raise ApiError(422, f"language: {exc}") from None
+
+
 def create_app(config: ServeConfig, service: TaggingService | None = None) -> FastAPI:
     """The app for ``config``; pass ``service`` to share one loaded model between apps (tests)."""
     svc = service or TaggingService(config)
@@ -211,11 +222,10 @@ def create_app(config: ServeConfig, service: TaggingService | None = None) -> Fa
                 top_k = _form_int(f, "top_k", 10, 1, MAX_TOP_K)
                 thumbs = f.get("thumbnails", "").lower() in ("1", "true", "on", "yes")
                 item_id = (f.get("id") or upload.filename).strip()[:200] or "upload"
+                language = _form_language(f.get("language"))
                 t_upload = time.perf_counter() - t0
                 try:
-                    result, waited = await slot.run(
-                        svc.extract, upload.path, item_id, f.get("language") or None, thumbs
-                    )
+                    result, waited = await slot.run(svc.extract, upload.path, item_id, language, thumbs)
                 except AdtagError as exc:
                     reason = getattr(exc, "reason", None) or str(exc).replace(str(upload.path), "video")
                     raise ApiError(422, f"video: {reason}") from None
