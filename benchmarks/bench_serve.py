@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -219,6 +220,7 @@ def main() -> int:
             server.wait()
     result["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     result["tmp_folder_removed_on_exit"] = not any(server_tmp.iterdir())
+    shutil.rmtree(work, ignore_errors=True)
     text = json.dumps(result, indent=2)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
