@@ -8,7 +8,7 @@ from pathlib import Path
 
 from adtag.ablation import FUSION_ROWS, run_ablation
 from adtag.ablation_report import to_markdown, write_ablation
-from adtag.commands._common import add_threads, setup
+from adtag.commands._common import add_data_options, setup
 from adtag.data.manifest import load_manifest
 from adtag.data.vocab import Vocabulary
 from adtag.models.tagger import TrainConfig
@@ -36,16 +36,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         default=FUSION_ROWS,
         help=f"fusion rows to run (default: {','.join(FUSION_ROWS)})",
     )
-    p.add_argument(
-        "--modalities",
-        type=lambda s: [x for x in s.split(",") if x],
-        default=None,
-        help="comma-separated modalities (default: all)",
-    )
-    p.add_argument("--vocab", type=Path, default=None, help="tag vocabulary file (tag<TAB>id)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_threads(p)
+    add_data_options(p)
     return p
 
 

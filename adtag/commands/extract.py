@@ -156,19 +156,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``extract`` alone (``python -m adtag.commands.extract``), with the CLI's error handling."""
-    from adtag.errors import AdtagError
+    from adtag.cli import main as cli_main
 
-    parser = argparse.ArgumentParser(prog="adtag")
-    add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["extract", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run(args)
-    except AdtagError as exc:
-        print(f"adtag: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("adtag: interrupted", file=sys.stderr)
-        return 130
+    return cli_main(["extract", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

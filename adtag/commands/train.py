@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from adtag.commands._common import add_threads, setup
+from adtag.commands._common import add_data_options, setup
 from adtag.data.manifest import load_manifest
 from adtag.data.vocab import Vocabulary
 from adtag.features.store import manifest_encoders
@@ -33,19 +33,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "of branch scores; concat/sum/max/attention: the paper's fusion baselines (default: stack)",
     )
     p.add_argument("--folds", type=int, default=5, help="K for the out-of-fold meta-features (default: 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument(
-        "--modalities",
-        type=lambda s: [x for x in s.split(",") if x],
-        default=None,
-        help="comma-separated modalities to use (default: all found)",
-    )
-    p.add_argument(
-        "--vocab", type=Path, default=None, help="tag vocabulary (label_id.txt: tag<TAB>id); default: tags seen"
-    )
     p.add_argument("--no-joint", action="store_true", help="leave out the early-fusion branch over all modalities")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_threads(p)
+    add_data_options(p)
     return p
 
 

@@ -232,13 +232,14 @@ class Tagger:
 
     def explain(self, items: list[Item], top_k: int = 10) -> list[list[dict[str, Any]]]:
         """Top tags per item with each branch's probability and share of the decision."""
-        scores = self.predict_proba(items)
         if self.fusion_ is not None:
+            scores = self.predict_proba(items)
             return [
                 [{"tag": self.vocab_.tags[j], "score": float(s[j]), "branches": {}} for j in np.argsort(-s)[:top_k]]
                 for s in scores
             ]
-        P, present, _ = self.branch_probas(items)
+        P, present, extras = self.branch_probas(items)
+        scores = mean_fusion(P, present) if self.stacker_ is None else self.stacker_.predict_proba(P, present, extras)
         names = [s.name for s in self.branch_specs()]
         w = self.stacker_.branch_weights() if self.stacker_ is not None else np.ones(len(names)) / len(names)
         out = []
