@@ -127,6 +127,7 @@ class Stacker:
         weight_decay: float = 1e-4,
         max_epochs: int = 100,
         patience: int = 12,
+        max_items: int | None = 4000,
         seed: int = 0,
     ) -> None:
         self.kind = kind
@@ -138,10 +139,23 @@ class Stacker:
         self.weight_decay = weight_decay
         self.max_epochs = max_epochs
         self.patience = patience
+        self.max_items = max_items
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
-        keys = ("kind", "hidden", "wide", "dropout", "n_bags", "lr", "weight_decay", "max_epochs", "patience", "seed")
+        keys = (
+            "kind",
+            "hidden",
+            "wide",
+            "dropout",
+            "n_bags",
+            "lr",
+            "weight_decay",
+            "max_epochs",
+            "patience",
+            "max_items",
+            "seed",
+        )
         return {k: getattr(self, k) for k in keys}
 
     def _build(self, B: int, L: int, E: int, bag: int) -> nn.Module:
@@ -151,6 +165,11 @@ class Stacker:
         return _StackerNet(B, L, E, self.hidden, self.wide, self.dropout)
 
     def fit(self, P: np.ndarray, present: np.ndarray, extra: np.ndarray, Y: np.ndarray) -> Stacker:
+        if self.max_items and P.shape[0] > self.max_items:
+            # Its weights are few and shared across tags: a few thousand items pin them down, and
+            # the cost of an epoch grows with items x tags.
+            keep = np.sort(np.random.default_rng(self.seed).choice(P.shape[0], self.max_items, replace=False))
+            P, present, extra, Y = P[keep], present[keep], np.asarray(extra)[keep], np.asarray(Y)[keep]
         n, B, L = P.shape
         z = torch.from_numpy(to_logits(P))
         pr = torch.from_numpy(present.astype(np.float32))
