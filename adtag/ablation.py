@@ -85,7 +85,9 @@ def run_ablation(
             order = sorted(mod_gap, key=lambda m: -mod_gap[m])
         for j in range(2, len(order) + 1):
             subset = order[:j]
-            cols = [c for m in subset for c in cols_of[m]]
+            if not any(cols_of.get(m) for m in subset):
+                continue
+            cols = [c for m in subset for c in cols_of.get(m, [])]  # a fold may lack a rare modality
             use_ex = "extra" in subset
             st = _stack_subset(Ptr, prtr, extr, Ytr, cols, use_ex, seed)
             put(
@@ -141,4 +143,3 @@ def run_ablation(
         "predictions": preds,
         "truth": Y,
     }
-

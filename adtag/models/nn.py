@@ -12,20 +12,19 @@ import torch
 
 from adtag.metrics import gap_at_k
 
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
-
 
 def to_tensor(x) -> torch.Tensor:
     """A dense numpy block or a scipy CSR matrix as a float32 torch tensor (sparse stays sparse)."""
     if sp.issparse(x):
         x = sp.csr_matrix(x, dtype=np.float32)
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(x.indptr.astype(np.int64)),
-            torch.from_numpy(x.indices.astype(np.int64)),
-            torch.from_numpy(x.data),
-            size=x.shape,
-        )
+        with warnings.catch_warnings():  # torch calls sparse CSR "beta"; we use only its matmul
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(
+                torch.from_numpy(x.indptr.astype(np.int64)),
+                torch.from_numpy(x.indices.astype(np.int64)),
+                torch.from_numpy(x.data),
+                size=x.shape,
+            )
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
