@@ -111,7 +111,7 @@ def run_demo(
         for it, r in list(zip(held, rank, strict=True))[:12]
         if it.video is not None
     ]
-    notes = corpus_notes(out / "corpus", [it.id for it in held]) + [
+    notes = corpus_notes(out / "corpus") + [
         f"Held-out clips ({len(held)}): GAP@20 {held_metrics['gap']:.4f}, hit@1 {held_metrics['hit1']:.4f}.",
         "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()),
     ]

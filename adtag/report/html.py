@@ -77,7 +77,8 @@ def _table(rows: Sequence[dict[str, Any]], caption: str, first: str) -> str:
     for i, r in enumerate(rows):
         cls = ' class="best"' if i == best else ""
         body.append(
-            f"<tr{cls}><td>{_e(r.get('name', '?'))}{_kind(r)}</td>"
+            # "+" gets a break opportunity so long modality combinations wrap inside their column
+            f"<tr{cls}><td>{_e(r.get('name', '?')).replace('+', '+<wbr>')}{_kind(r)}</td>"
             f'<td class="num">{_fmt(r.get("gap"))}</td><td class="num">{_fmt(r.get("hit1"))}</td></tr>'
         )
     return (
