@@ -245,6 +245,16 @@ class DevTools:
             if ev.get("method") == method:
                 return ev
 
+    def console_errors(self) -> list[dict]:
+        """Exceptions, console.error/assert calls and error log entries seen so far."""
+        return [
+            ev
+            for ev in self.events
+            if ev.get("method") == "Runtime.exceptionThrown"
+            or (ev.get("method") == "Runtime.consoleAPICalled" and ev["params"].get("type") in ("error", "assert"))
+            or (ev.get("method") == "Log.entryAdded" and ev["params"]["entry"].get("level") == "error")
+        ]
+
     def close(self) -> None:
         try:
             self.call("Browser.close", timeout=10)
@@ -302,13 +312,7 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
             fonts_used[selector] = tools.call("CSS.getPlatformFontsForNode", {"nodeId": node}, session=session)["fonts"]
     finally:
         tools.close()
-    errors = [
-        ev
-        for ev in tools.events
-        if ev.get("method") == "Runtime.exceptionThrown"
-        or (ev.get("method") == "Runtime.consoleAPICalled" and ev["params"].get("type") in ("error", "assert"))
-        or (ev.get("method") == "Log.entryAdded" and ev["params"]["entry"].get("level") == "error")
-    ]
+    errors = tools.console_errors()
     assert errors == [], f"console errors: {errors}"
     assert facts["tables"] == 4
     assert {"Ablation: GAP@20 and hit@1", "Held-out clips", "Per-tag average precision"} <= set(facts["headings"])

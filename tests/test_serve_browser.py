@@ -67,13 +67,7 @@ def test_upload_page_tags_a_video_in_chromium(tmp_path_factory: pytest.TempPathF
             )["result"]["value"]
         finally:
             tools.close()
-    errors = [
-        ev
-        for ev in tools.events
-        if ev.get("method") == "Runtime.exceptionThrown"
-        or (ev.get("method") == "Runtime.consoleAPICalled" and ev["params"].get("type") in ("error", "assert"))
-        or (ev.get("method") == "Log.entryAdded" and ev["params"]["entry"].get("level") == "error")
-    ]
+    errors = tools.console_errors()
     assert errors == [], f"console errors: {errors}"
     requested = {
         ev["params"]["request"]["url"] for ev in tools.events if ev.get("method") == "Network.requestWillBeSent"
