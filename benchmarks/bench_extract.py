@@ -35,8 +35,18 @@ COPY = [
     "Order online before Sunday and enjoy free delivery to your door.",
     "Limited time offer. Visit our store today.",
 ]
-CAPTIONS = ["SUMMER SALE", "BUY ONE GET ONE FREE", "RUNNING SHOES", "LIGHT AND FAST", "DESIGNED FOR RUNNERS",
-            "ORDER ONLINE", "FREE DELIVERY", "BEFORE SUNDAY", "LIMITED TIME", "VISIT OUR STORE"]
+CAPTIONS = [
+    "SUMMER SALE",
+    "BUY ONE GET ONE FREE",
+    "RUNNING SHOES",
+    "LIGHT AND FAST",
+    "DESIGNED FOR RUNNERS",
+    "ORDER ONLINE",
+    "FREE DELIVERY",
+    "BEFORE SUNDAY",
+    "LIMITED TIME",
+    "VISIT OUR STORE",
+]
 
 
 def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
@@ -57,11 +67,21 @@ def make_benchmark_clip(path: Path) -> Path:
     soundtrack = 0.8 * voice + 0.25 * tone(SECONDS, freq=220.0)
     captions = [(3.0 * i, 3.0 * i + 3.0, text) for i, text in enumerate(CAPTIONS)]
     # "medium" is x264's default: B-frames and CABAC, as in delivered ads (tests use "ultrafast").
-    return make_clip(path, seconds=SECONDS, width=1280, height=720, fps=25, audio=soundtrack,
-                     captions=captions, crf=23, preset="medium")
+    return make_clip(
+        path,
+        seconds=SECONDS,
+        width=1280,
+        height=720,
+        fps=25,
+        audio=soundtrack,
+        captions=captions,
+        crf=23,
+        preset="medium",
+    )
 
 
 # -- stages, each run in its own process ----------------------------------------------------------
+
 
 def stage_decode(clip: Path) -> dict:
     from adtag.media import iter_frames, read_audio
@@ -166,8 +186,14 @@ def stage_naive(clip: Path) -> dict:
     t = cpu_seconds()
     e5.passage([" ".join(dict.fromkeys(lines)), asr])
     stages["text"] = cpu_seconds() - t
-    return {"load_cpu_s": load, "cpu_s": cpu_seconds() - start, "stages": stages, "ocr_frames": len(sampled),
-            "asr": asr, "peak_mib": peak_mib()}
+    return {
+        "load_cpu_s": load,
+        "cpu_s": cpu_seconds() - start,
+        "stages": stages,
+        "ocr_frames": len(sampled),
+        "asr": asr,
+        "peak_mib": peak_mib(),
+    }
 
 
 def stage_batch(clip: Path, workdir: Path) -> dict:
@@ -183,9 +209,14 @@ def stage_batch(clip: Path, workdir: Path) -> dict:
     wall = time.perf_counter()
     manifest, failures = extract_to_dir(discover_inputs([folder]), out, workers=2, threads=1, progress=False)
     wall = time.perf_counter() - wall
-    return {"videos": BATCH, "failures": len(failures), "wall_s": wall, "videos_per_min": BATCH / wall * 60,
-            "children_cpu_s": cpu_seconds(resource.RUSAGE_CHILDREN),
-            "worker_peak_mib": peak_mib(resource.RUSAGE_CHILDREN)}
+    return {
+        "videos": BATCH,
+        "failures": len(failures),
+        "wall_s": wall,
+        "videos_per_min": BATCH / wall * 60,
+        "children_cpu_s": cpu_seconds(resource.RUSAGE_CHILDREN),
+        "worker_peak_mib": peak_mib(resource.RUSAGE_CHILDREN),
+    }
 
 
 def store_cost(workdir: Path, n: int = 200) -> dict:
@@ -230,8 +261,12 @@ def store_cost(workdir: Path, n: int = 200) -> dict:
             off, shape = offsets[name][i]
             np.array(maps[name][off // 4 : off // 4 + int(np.prod(shape))]).reshape(shape)
     append_read = (time.perf_counter() - t) / n * 1000
-    return {"npy_write_ms_per_item": npy_write, "npy_random_read_ms_per_item": npy_read,
-            "append_write_ms_per_item": append_write, "append_random_read_ms_per_item": append_read}
+    return {
+        "npy_write_ms_per_item": npy_write,
+        "npy_random_read_ms_per_item": npy_read,
+        "append_write_ms_per_item": append_write,
+        "append_random_read_ms_per_item": append_read,
+    }
 
 
 def run_stage(name: str, clip: Path, workdir: Path) -> dict:
@@ -253,9 +288,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.stage:
         clip, workdir = Path(args.clip), Path(args.workdir)
-        fn = {"decode": lambda: stage_decode(clip), "full": lambda: stage_full(clip),
-              "naive": lambda: stage_naive(clip), "batch": lambda: stage_batch(clip, workdir),
-              "store": lambda: store_cost(workdir)}[args.stage]
+        fn = {
+            "decode": lambda: stage_decode(clip),
+            "full": lambda: stage_full(clip),
+            "naive": lambda: stage_naive(clip),
+            "batch": lambda: stage_batch(clip, workdir),
+            "store": lambda: store_cost(workdir),
+        }[args.stage]
         print(json.dumps(fn(), default=float))
         return
 
@@ -263,10 +302,18 @@ def main() -> None:
     try:
         load_before = os.getloadavg()
         clip = make_benchmark_clip(workdir / "ad.mp4")
-        results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": load_before,
-                         "clip": {"seconds": SECONDS, "size": "1280x720", "fps": 25,
-                                  "codec": "H.264 (x264 medium, crf 23) + AAC", "bytes": clip.stat().st_size}}
+        results: dict = {
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load_before": load_before,
+            "clip": {
+                "seconds": SECONDS,
+                "size": "1280x720",
+                "fps": 25,
+                "codec": "H.264 (x264 medium, crf 23) + AAC",
+                "bytes": clip.stat().st_size,
+            },
+        }
         for name in ("decode", "full", "store", "batch") + (() if args.skip_naive else ("naive",)):
             print(f"running {name} ...", file=sys.stderr)
             results[name] = run_stage(name, clip, workdir)

@@ -70,8 +70,7 @@ class WhisperASR:
             return ""
         model = self.backend.model
         windows = [
-            w for w in self.backend.encode(audio)
-            if any(s < w.start + WINDOW_SECONDS and e > w.start for s, e in spans)
+            w for w in self.backend.encode(audio) if any(s < w.start + WINDOW_SECONDS and e > w.start for s, e in spans)
         ]
         if language is None:
             ranked = model.model.detect_language(windows[0].output)[0]

@@ -55,8 +55,10 @@ class RapidOcr:
         image = np.ascontiguousarray(image_bgr)
         h, w = image.shape[:2]
         scale = min(1.0, self.det_side / max(h, w))
-        small = image if scale == 1.0 else cv2.resize(
-            image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        small = (
+            image
+            if scale == 1.0
+            else cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         )
         boxes, _ = self.engine.text_det(small)
         if boxes is None or len(boxes) == 0:

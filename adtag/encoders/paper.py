@@ -201,19 +201,34 @@ class VGGishEncoder:
             return self.model(x).float().numpy()
 
 
-@register_encoder("visual/vit", dim=1024, weights="local path (Hugging Face ViT folder)", needs_path=True,
-                  description="the paper's ViT-L/16 at 384 (dimension read from the checkpoint)")
+@register_encoder(
+    "visual/vit",
+    dim=1024,
+    weights="local path (Hugging Face ViT folder)",
+    needs_path=True,
+    description="the paper's ViT-L/16 at 384 (dimension read from the checkpoint)",
+)
 def vit(path: str, threads: int = 1) -> ViTEncoder:
     return ViTEncoder(path, threads=threads)
 
 
-@register_encoder("text/bert", dim=768, weights="local path (Hugging Face BERT folder)", needs_path=True,
-                  description="the paper's bert-base-chinese, mean of the last layer")
+@register_encoder(
+    "text/bert",
+    dim=768,
+    weights="local path (Hugging Face BERT folder)",
+    needs_path=True,
+    description="the paper's bert-base-chinese, mean of the last layer",
+)
 def bert(path: str, threads: int = 1) -> BertEncoder:
     return BertEncoder(path, threads=threads)
 
 
-@register_encoder("audio/vggish", dim=128, weights="local path (torchvggish .pth state dict)", needs_path=True,
-                  description="the paper's VGGish, one vector per 0.96 s")
+@register_encoder(
+    "audio/vggish",
+    dim=128,
+    weights="local path (torchvggish .pth state dict)",
+    needs_path=True,
+    description="the paper's VGGish, one vector per 0.96 s",
+)
 def vggish(path: str, threads: int = 1) -> VGGishEncoder:
     return VGGishEncoder(path, threads=threads)

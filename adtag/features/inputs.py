@@ -9,8 +9,25 @@ from adtag.data.manifest import Item, read_items
 from adtag.errors import AdtagError
 
 MEDIA_SUFFIXES = {
-    ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".flv", ".ts", ".mpg", ".mpeg", ".wmv", ".3gp",
-    ".m4a", ".mp3", ".wav", ".aac", ".flac", ".ogg", ".opus",
+    ".mp4",
+    ".mov",
+    ".m4v",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".flv",
+    ".ts",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".3gp",
+    ".m4a",
+    ".mp3",
+    ".wav",
+    ".aac",
+    ".flac",
+    ".ogg",
+    ".opus",
 }
 MANIFEST_SUFFIXES = {".jsonl", ".json"}
 

@@ -68,8 +68,12 @@ class OcrTracker:
         self.frames_read += 1
         scale = probe.shape[1] / image.shape[1]
         self._last_boxes = [
-            (int(b[0] * scale), int(b[1] * scale), max(int(b[2] * scale), int(b[0] * scale) + 1),
-             max(int(b[3] * scale), int(b[1] * scale) + 1))
+            (
+                int(b[0] * scale),
+                int(b[1] * scale),
+                max(int(b[2] * scale), int(b[0] * scale) + 1),
+                max(int(b[3] * scale), int(b[1] * scale) + 1),
+            )
             for b in (line.box for line in lines)
         ]
         self._last_thumb = _shrink(probe, THUMB_WIDTH)
