@@ -97,6 +97,7 @@ def run_ablation(
             )
         # 3. fusion strategies
         all_cols = list(range(len(names)))
+        feats = None
         for f in fusions:
             if f == "stack":
                 put("fusion:stack", te, tagger.stacker_.predict_proba(Pte, prte, exte))
@@ -112,8 +113,9 @@ def run_ablation(
             elif f == "early-fusion-lr" and f"{JOINT}/lr" in names:
                 put("fusion:early-fusion-lr", te, Pte[:, names.index(f"{JOINT}/lr")])
             elif f in FUSIONS:
-                btr, mtr = tagger._featurize(items_tr)
-                bte, mte = tagger._featurize(items_te)
+                if feats is None:  # featurize once per fold, shared by the four fusion networks
+                    feats = (tagger._featurize(items_tr), tagger._featurize(items_te))
+                (btr, mtr), (bte, mte) = feats
                 ptr_m = np.stack([mtr[m] for m in mods], 1)
                 pte_m = np.stack([mte[m] for m in mods], 1)
                 ft = FusionTagger(f, seed=seed).fit([btr[m] for m in mods], ptr_m, Ytr)

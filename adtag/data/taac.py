@@ -112,21 +112,29 @@ def read_datafile(path: Path) -> list[Item]:
     return items
 
 
+def _index(folder: Path, suffix: str) -> dict[str, Path]:
+    """One walk of a feature folder: file stem -> path (first found wins)."""
+    out: dict[str, Path] = {}
+    if folder.is_dir():
+        for p in sorted(folder.rglob(f"*{suffix}")):
+            out.setdefault(p.stem, p)
+    return out
+
+
 def read_folder(root: Path, tags: dict[str, list[str]] | None) -> list[Item]:
-    ids: set[str] = set(tags or {})
-    for d in (*FEATURE_DIRS.values(), "text_txt"):
-        if (root / d).is_dir():
-            ids.update(p.stem for p in (root / d).rglob("*") if p.suffix in (".npy", ".txt"))
+    feats = {name: _index(root / d, ".npy") for name, d in FEATURE_DIRS.items()}
+    texts = _index(root / "text_txt", ".txt")
+    ids: set[str] = set(tags or {}) | set(texts)
+    for index in feats.values():
+        ids.update(index)
     items = []
     for vid in sorted(ids):
         item = Item(id=vid, tags=(tags or {}).get(vid) if tags is not None else None)
-        for name, d in FEATURE_DIRS.items():
-            hits = list((root / d).rglob(f"{vid}.npy")) if (root / d).is_dir() else []
-            if hits:
-                item.features[name] = hits[0]
-        hits = list((root / "text_txt").rglob(f"{vid}.txt")) if (root / "text_txt").is_dir() else []
-        if hits:
-            item.text = read_text_json(hits[0])
+        for name, index in feats.items():
+            if vid in index:
+                item.features[name] = index[vid]
+        if vid in texts:
+            item.text = read_text_json(texts[vid])
         items.append(item)
     if not items:
         raise AdtagError(f"{root}: no TAAC items found")
