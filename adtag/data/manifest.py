@@ -1,10 +1,12 @@
 """The manifest: JSON Lines, one item per line.
 
 ``{"id": "v1", "tags": [...], "video": "clips/v1.mp4", "text": {"ocr": "...", "asr": "..."},
-"features": {"frames": "f/v1.npy"}, "extra": {"duration": 30.0, "width": 720}}``
+"features": {"frames": "f/v1.npy"}, "extra": {"duration": 30.0, "width": 720},
+"scores": {"my_model": "s/v1.npy"}}``
 
-Only ``id`` is required (``tags`` for training). Every key under ``text`` and ``features`` names a
-modality; ``extra`` is one tabular modality. Paths are relative to the manifest's folder.
+Only ``id`` is required (``tags`` for training). Every key under ``text``, ``features`` and
+``scores`` names a modality; ``extra`` is one tabular modality; ``scores`` are external models'
+per-tag scores (see adtag.data.scores). Paths are relative to the manifest's folder.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from adtag.data.scores import parse_manifest_scores
 from adtag.errors import AdtagError
 from adtag.io import write_text
 
-KNOWN_KEYS = {"id", "tags", "video", "text", "features", "extra"}
+KNOWN_KEYS = {"id", "tags", "video", "text", "features", "extra", "scores"}
 
 
 @dataclass
@@ -35,6 +38,8 @@ class Item:
     # A path to a .npy file, or an array already in memory (extraction on the fly, the service).
     features: dict[str, Path | np.ndarray] = field(default_factory=dict)
     extra: dict[str, float] = field(default_factory=dict)
+    # External models' per-tag scores (adtag.data.scores): a .npy path, an array or {tag: score}.
+    scores: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, root: Path | None = None) -> dict[str, Any]:
         """Serialise, writing paths relative to ``root`` when they lie under it."""
@@ -58,6 +63,13 @@ class Item:
             out["features"] = {k: rel(v) for k, v in self.features.items() if isinstance(v, Path)}
         if self.extra:
             out["extra"] = dict(self.extra)
+        scores = {
+            k: rel(v) if isinstance(v, Path) else dict(v)
+            for k, v in self.scores.items()
+            if not isinstance(v, np.ndarray)
+        }
+        if scores:
+            out["scores"] = scores
         return out
 
 
@@ -97,9 +109,10 @@ def parse_item(obj: Any, root: Path, source: str = "<manifest>", lineno: int = 0
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise _fail(source, lineno, f"extra.{k} must be a finite number, got {v!r}")
         clean_extra[str(k)] = float(v)
-    clash = set(text) & set(feats)
+    scores = parse_manifest_scores(obj.get("scores"), root, lambda msg: _fail(source, lineno, msg))
+    clash = (set(text) & set(feats)) | (set(scores) & (set(text) | set(feats) | {"extra"}))
     if clash or "extra" in text or "extra" in feats:
-        raise _fail(source, lineno, f"modality names must be unique across text/features: {sorted(clash)}")
+        raise _fail(source, lineno, f"modality names must be unique across text/features/scores: {sorted(clash)}")
     return Item(
         id=str(item_id),
         tags=tags,
@@ -107,6 +120,7 @@ def parse_item(obj: Any, root: Path, source: str = "<manifest>", lineno: int = 0
         text={k: v for k, v in text.items()},
         features={k: root / v for k, v in feats.items()},
         extra=clean_extra,
+        scores=scores,
     )
 
 

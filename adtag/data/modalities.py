@@ -1,7 +1,8 @@
 """Modalities of a set of items: their names, kinds and raw values.
 
 Kinds follow the manifest: ``text`` (strings), ``vector`` ((D,) arrays), ``sequence`` ((T, D)
-arrays) and ``extra`` (the one tabular modality built from every item's ``extra`` numbers).
+arrays), ``extra`` (the one tabular modality built from every item's ``extra`` numbers) and
+``scores`` (an external model's per-tag scores, passed to the stacker as they are).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ EXTRA = "extra"
 @dataclass
 class ModalitySpec:
     name: str
-    kind: str  # "text" | "vector" | "sequence" | "extra"
+    kind: str  # "text" | "vector" | "sequence" | "extra" | "scores"
     dim: int = 0  # feature width of vector/sequence arrays
     columns: list[str] = field(default_factory=list)  # extra only
 
@@ -69,7 +70,9 @@ def infer_modalities(items: list[Item], wanted: list[str] | None = None) -> list
     text_names: dict[str, None] = {}
     feat_names: dict[str, None] = {}
     extra_cols: dict[str, None] = {}
+    score_names: dict[str, None] = {}
     for it in items:
+        score_names.update(dict.fromkeys(it.scores))
         text_names.update(dict.fromkeys(it.text))
         feat_names.update(dict.fromkeys(it.features))
         extra_cols.update(dict.fromkeys(it.extra))
@@ -87,6 +90,7 @@ def infer_modalities(items: list[Item], wanted: list[str] | None = None) -> list
         specs.append(ModalitySpec(name, kind, dim=dims.pop()))
     if extra_cols:
         specs.append(ModalitySpec(EXTRA, "extra", columns=list(extra_cols)))
+    specs += [ModalitySpec(n, "scores") for n in score_names]
     if wanted is not None:
         by_name = {s.name: s for s in specs}
         missing = [w for w in wanted if w not in by_name]
@@ -102,10 +106,15 @@ def raw_values(items: list[Item], spec: ModalitySpec) -> tuple[list[Any], np.nda
     """The raw values of one modality and a presence mask (n,).
 
     text -> strings ("" when absent); vector/sequence -> arrays (None when absent);
-    extra -> an (n, len(columns)) float array with NaN where a column is absent.
+    extra -> an (n, len(columns)) float array with NaN where a column is absent;
+    scores -> the items' raw score values (None when absent; ``adtag.data.scores.score_matrix``
+    turns them into an (n, L) matrix once the vocabulary is known).
     """
     n = len(items)
     mask = np.zeros(n, dtype=bool)
+    if spec.kind == "scores":
+        vals = [it.scores.get(spec.name) for it in items]
+        return vals, np.array([v is not None for v in vals], dtype=bool)
     if spec.kind == "text":
         vals: list[Any] = []
         for i, it in enumerate(items):
