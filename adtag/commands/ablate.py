@@ -8,7 +8,7 @@ from pathlib import Path
 
 from adtag.ablation import FUSION_ROWS, run_ablation
 from adtag.ablation_report import to_markdown, write_ablation
-from adtag.commands._common import add_data_options, setup
+from adtag.commands._common import add_data_options, attach_scores, setup
 from adtag.data.manifest import load_manifest
 from adtag.data.vocab import Vocabulary
 from adtag.models.tagger import TrainConfig
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.manifest}: ablation needs tags on every item; {len(missing)} lack them, e.g. {missing[:3]}"
         )
     vocab = Vocabulary.from_file(args.vocab) if args.vocab else None
+    attach_scores(items, args, (vocab or Vocabulary.from_items([it.tags or [] for it in items])).tags)
     cfg = replace(TrainConfig(), folds=args.inner_folds, seed=args.seed, modalities=args.modalities)
     result = run_ablation(
         items,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from adtag.commands._common import add_threads, setup
+from adtag.commands._common import add_scores_option, add_threads, attach_scores, setup
 from adtag.data.manifest import Item, load_manifest
 from adtag.data.predictions import write_predictions
 from adtag.data.taac import is_taac_source
@@ -29,6 +29,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="predictions JSON to write")
     p.add_argument("--top-k", type=int, default=20, help="tags kept per item (default: 20)")
     p.add_argument("--language", default=None, help="force the ASR language for raw videos, e.g. zh")
+    add_scores_option(p)
     add_threads(p)
     return p
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     items, failures = items_from_input(args.input, tagger, args.language)
     if not items:
         raise AdtagError(f"{args.input}: nothing to score" + (f" ({len(failures)} failed)" if failures else ""))
+    attach_scores(items, args, tagger.vocab_.tags)
     scores = tagger.predict_proba(items)
     write_predictions(args.out, [it.id for it in items], scores, tagger.vocab_.tags, args.top_k)
     print(f"wrote {len(items)} predictions to {args.out}")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from adtag.commands._common import add_threads, setup
+from adtag.commands._common import add_scores_option, add_threads, attach_scores, setup
 from adtag.models.tagger import Tagger
 
 
@@ -26,21 +26,28 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=10, help="tags to show (default: 10)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--language", default=None, help="force the ASR language, e.g. zh")
+    add_scores_option(p)
     add_threads(p)
     return p
 
 
-def tag_video(tagger: Tagger, video: Path, top_k: int = 10, language: str | None = None) -> dict[str, Any]:
+def tag_video(
+    tagger: Tagger, video: Path, top_k: int = 10, language: str | None = None, args: argparse.Namespace | None = None
+) -> dict[str, Any]:
     from adtag.features.extract import extract_video
 
     timings: dict[str, Any] = {}
     item = extract_video(video, tagger.config.encoders, language=language, timings=timings)
+    if args is not None:  # --scores: the video's id is its file name without the extension
+        attach_scores([item], args, tagger.vocab_.tags)
     return {
         "video": str(video),
         "tags": tagger.explain([item], top_k=top_k)[0],
         "text": dict(item.text),
         "extra": dict(item.extra),
-        "modalities": sorted(list(item.text) + list(item.features) + (["extra"] if item.extra else [])),
+        "modalities": sorted(
+            list(item.text) + list(item.features) + list(item.scores) + (["extra"] if item.extra else [])
+        ),
         "timings": {k: v for k, v in timings.items() if isinstance(v, int | float)},
     }
 
@@ -63,6 +70,6 @@ def format_result(res: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     setup(args)
     tagger = Tagger.load(args.model_dir)
-    res = tag_video(tagger, args.video, args.top_k, args.language)
+    res = tag_video(tagger, args.video, args.top_k, args.language, args)
     print(json.dumps(res, ensure_ascii=False, indent=2) if args.json else format_result(res))
     return 0

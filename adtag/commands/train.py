@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from adtag.commands._common import add_data_options, setup
+from adtag.commands._common import add_data_options, attach_scores, setup
 from adtag.data.manifest import load_manifest
 from adtag.data.vocab import Vocabulary
 from adtag.features.store import manifest_encoders
@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     setup(args)
     items = load_manifest(args.manifest)
     vocab = Vocabulary.from_file(args.vocab) if args.vocab else None
+    attach_scores(items, args, (vocab or Vocabulary.from_items([it.tags or [] for it in items])).tags)
     cfg = TrainConfig(
         fusion=args.fusion,
         folds=args.folds,
