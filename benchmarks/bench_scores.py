@@ -275,7 +275,8 @@ def main() -> None:
             print(
                 f"{name:9s} n={n:5d} best={r['best single']:.4f} mean={r['mean']:.4f} "
                 f"skl={r['sklearn-stacking']:.4f} paper={r['paper']:.4f} default={r['default']:.4f} "
-                f"(d-mean {100 * (r['default'] - r['mean']):+.2f}, d-best {100 * (r['default'] - r['best single']):+.2f}) "
+                f"(d-mean {100 * (r['default'] - r['mean']):+.2f}, "
+                f"d-best {100 * (r['default'] - r['best single']):+.2f}) "
                 f"chose={r['default_chose']} cpu={r['cpu_s']}",
                 flush=True,
             )
