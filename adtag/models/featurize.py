@@ -54,17 +54,6 @@ class TextFeaturizer(Estimator):
         norms[norms == 0] = 1
         return sp.csr_matrix(sp.diags(1 / norms) @ x, dtype=np.float32)
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        words = sorted(self.vocabulary_, key=self.vocabulary_.get)
-        return {"idf": self.idf_}, {"words": words}
-
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> TextFeaturizer:
-        self.idf_ = arrays["idf"].astype(np.float32)
-        self.vocabulary_ = {w: i for i, w in enumerate(meta["words"])}
-        if len(self.vocabulary_) != self.idf_.shape[0]:
-            raise ValueError("text featurizer vocabulary and weights disagree")
-        return self
-
 
 class DenseFeaturizer(Estimator):
     """Vectors, pooled sequences and extras: standardised, absent values at the mean (0)."""
@@ -97,13 +86,6 @@ class DenseFeaturizer(Estimator):
     def transform(self, values: list[Any]) -> np.ndarray:
         mat = (self._raw(values) - self.mean_) / self.scale_
         return np.nan_to_num(mat, nan=0.0).astype(np.float32)
-
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"mean": self.mean_, "scale": self.scale_}, {}
-
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> DenseFeaturizer:
-        self.mean_, self.scale_ = arrays["mean"], arrays["scale"]
-        return self
 
 
 def make_featurizer(spec: ModalitySpec) -> TextFeaturizer | DenseFeaturizer:

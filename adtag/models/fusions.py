@@ -1,10 +1,9 @@
-"""One registry of fusions: every row of the paper's fusion table, name -> factory.
+"""One registry of fusions, every row of the paper's fusion table: name -> factory.
 
-A fusion either learns on the meta-features (``on="meta-features"``: ``fit(MetaFeatures, Y)``,
+A fusion learns on the meta-features (``on="meta-features"``: ``fit(MetaFeatures, Y)``,
 ``predict_proba(MetaFeatures)``, ``branch_weights()``) or end to end on the featurized
-modalities (``on="features"``: ``fit(Features, Y)``, ``predict_proba(Features)``). ``adtag train
---fusion``, ``adtag ablate``, the ``Tagger`` and the ablation all read ``FUSIONS``; adding a
-fusion is one ``register_fusion`` call.
+modalities (``on="features"``: ``fit(Features, Y)``, ``predict_proba(Features)``). The CLI, the
+``Tagger`` and the ablation read ``FUSIONS``; adding a fusion is one ``register_fusion`` call.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from adtag.models.meta_features import MetaFeatures
 
 
 class NotApplicable(ValueError):
-    """This fusion cannot be fitted on these meta-features (e.g. no joint branch)."""
+    """This fusion cannot be fitted on these meta-features (e.g. there is no joint branch)."""
 
 
 def mean_fusion(P: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -31,85 +30,48 @@ def mean_fusion(P: np.ndarray, present: np.ndarray) -> np.ndarray:
     return np.einsum("nb,nbl->nl", w, P) / w.sum(1, keepdims=True)
 
 
-class MeanFusion(Estimator):
-    """Plain averaging of the branches an item has (nothing to learn)."""
-
-    def fit(self, mf: MetaFeatures, Y: np.ndarray) -> MeanFusion:
-        self.n_branches_ = len(mf.branches)
-        return self
-
-    def predict_proba(self, mf: MetaFeatures) -> np.ndarray:
-        return mean_fusion(mf.P, mf.present)
-
-    def branch_weights(self) -> np.ndarray:
-        return np.full(self.n_branches_, 1 / self.n_branches_)
-
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {}, {"n_branches": self.n_branches_}
-
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> MeanFusion:
-        self.n_branches_ = int(meta["n_branches"])
-        return self
-
-
 class BranchFusion(Estimator):
-    """One branch's scores: ``branch`` by name, or (empty) the best by out-of-fold GAP@20."""
+    """Scores of one branch (``branch`` by name, or the best by out-of-fold GAP@20), or with
+    ``branch="*"`` plain averaging of all branches."""
 
     def __init__(self, branch: str = "") -> None:
         self.branch = branch
 
     def fit(self, mf: MetaFeatures, Y: np.ndarray) -> BranchFusion:
-        if self.branch:
-            if self.branch not in mf.branches:
-                raise NotApplicable(f"no branch {self.branch!r} among {mf.branches}")
-            self.index_ = mf.branches.index(self.branch)
+        B = len(mf.branches)
+        if self.branch == "*":
+            self.weights_ = np.full(B, 1 / B)
+        elif self.branch and self.branch not in mf.branches:
+            raise NotApplicable(f"no branch {self.branch!r} among {mf.branches}")
         else:
-            gaps = [
-                gap_at_k(mf.P[r, b], Y[r]) if (r := mf.present[:, b]).any() else -1.0 for b in range(len(mf.branches))
-            ]
-            self.index_ = int(np.argmax(gaps))
-        self.n_branches_ = len(mf.branches)
+            gap = [gap_at_k(mf.P[r, b], Y[r]) if (r := mf.present[:, b]).any() else -1 for b in range(B)]
+            self.weights_ = np.eye(B)[mf.branches.index(self.branch) if self.branch else int(np.argmax(gap))]
         return self
 
     def predict_proba(self, mf: MetaFeatures) -> np.ndarray:
-        return mf.P[:, self.index_]
+        if self.branch == "*":
+            return mean_fusion(mf.P, mf.present)
+        return mf.P[:, int(np.argmax(self.weights_))]
 
     def branch_weights(self) -> np.ndarray:
-        return np.eye(self.n_branches_)[self.index_]
-
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {}, {"index": self.index_, "n_branches": self.n_branches_}
-
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> BranchFusion:
-        self.index_, self.n_branches_ = int(meta["index"]), int(meta["n_branches"])
-        return self
+        return self.weights_
 
 
 @dataclass(frozen=True)
 class Fusion:
     name: str
     on: str  # "meta-features" or "features"
-    make: Callable[..., Estimator]  # make(seed=..., **options) -> an unfitted fusion
+    make: Callable[..., Estimator]  # make(seed, **options) -> an unfitted fusion
     description: str
 
 
 FUSIONS: dict[str, Fusion] = {}
 
 
-def register_fusion(
-    name: str, on: str, description: str
-) -> Callable[[Callable[..., Estimator]], Callable[..., Estimator]]:
-    """Decorator: register ``make(seed, **options)`` under ``name``."""
-    if on not in ("meta-features", "features"):
-        raise ValueError(f"fusion {name!r}: on must be 'meta-features' or 'features'")
-
-    def wrap(make: Callable[..., Estimator]) -> Callable[..., Estimator]:
-        if name in FUSIONS:
-            raise ValueError(f"fusion {name!r} registered twice")
-        FUSIONS[name] = Fusion(name, on, make, description)
-        return make
-
-    return wrap
+def register_fusion(name: str, on: str, make: Callable[..., Estimator], description: str) -> None:
+    if on not in ("meta-features", "features") or name in FUSIONS:
+        raise ValueError(f"fusion {name!r}: registered twice, or 'on' is not meta-features/features")
+    FUSIONS[name] = Fusion(name, on, make, description)
 
 
 def create_fusion(name: str, seed: int = 0, **options: Any) -> Estimator:
@@ -121,7 +83,7 @@ def create_fusion(name: str, seed: int = 0, **options: Any) -> Estimator:
 
 def _stacker(kind: str) -> Callable[..., Estimator]:
     def make(seed: int, **options: Any) -> Estimator:
-        from adtag.models.stacker import Stacker
+        from adtag.models.stacker import Stacker  # torch: only when a stacker is built
 
         return Stacker(kind=kind, seed=seed, **options)
 
@@ -137,14 +99,10 @@ def _network(kind: str) -> Callable[..., Estimator]:
     return make
 
 
-register_fusion("stack", "meta-features", "default stacker: averaging plus tag-wise corrections")(_stacker("stack"))
-register_fusion("paper", "meta-features", "the paper's 3-layer DNN stacker")(_stacker("paper"))
-register_fusion("mean", "meta-features", "plain averaging of branch scores")(lambda seed, **o: MeanFusion())
-register_fusion("best-branch", "meta-features", "the single branch with the best out-of-fold GAP")(
-    lambda seed, **o: BranchFusion()
-)
-register_fusion("early-fusion-lr", "meta-features", "the joint branch: LR over all modalities at once")(
-    lambda seed, **o: BranchFusion("joint/lr")
-)
+register_fusion("stack", "meta-features", _stacker("stack"), "default stacker: averaging plus tag-wise corrections")
+register_fusion("paper", "meta-features", _stacker("paper"), "the paper's 3-layer DNN stacker")
+register_fusion("mean", "meta-features", lambda seed, **o: BranchFusion("*"), "plain averaging of branch scores")
+register_fusion("best-branch", "meta-features", lambda seed, **o: BranchFusion(), "the best single branch")
+register_fusion("early-fusion-lr", "meta-features", lambda seed, **o: BranchFusion("joint/lr"), "LR on all modalities")
 for _kind in ("concat", "sum", "max", "attention"):
-    register_fusion(_kind, "features", f"the paper's {_kind} fusion network")(_network(_kind))
+    register_fusion(_kind, "features", _network(_kind), f"the paper's {_kind} fusion network")

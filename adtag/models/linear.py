@@ -123,16 +123,6 @@ class LinearTagger(Estimator):
         a, b = self.platt_
         return _sigmoid(a * self.decision_function(X) + b).astype(np.float32)
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {"coef": self.coef_, "intercept": self.intercept_, "platt": self.platt_.astype(np.float32)}
-        return arrays, {"alpha_": float(self.alpha_)}
-
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> LinearTagger:
-        self.coef_, self.intercept_ = arrays["coef"], arrays["intercept"]
-        self.platt_ = arrays["platt"].astype(np.float64)
-        self.alpha_ = meta.get("alpha_", self.alpha)
-        return self
-
 
 def _as_input(X):
     return sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)

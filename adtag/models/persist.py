@@ -63,33 +63,31 @@ def _read_json(path: Path) -> Any:
 
 
 def _legacy_records(meta: dict[str, Any], feat_meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Component records of a format-1 folder (per-component blocks in config.json)."""
+    """Component records of a format-1 folder (a block per component in config.json); renames its arrays."""
+    for k in [k for k in arrays if k.rsplit("/", 1)[-1] in ("idf", "mean", "scale", "coef", "intercept", "platt")]:
+        arrays[k + "_"] = arrays.pop(k).astype(np.float64 if k.endswith("/platt") else np.float32)
+    for k in [k for k in arrays if k.startswith("stacker/")]:
+        arrays["fusion/" + k[8:]] = arrays.pop(k)
     records: dict[str, Any] = {}
     for s in meta["modalities"]:
-        f = make_featurizer(ModalitySpec.from_json(s))
-        records[f"featurizer/{s['name']}"] = {
-            "class": type(f).__name__,
-            "params": f.get_params(),
-            "meta": feat_meta[s["name"]],
-        }
+        f, fm = make_featurizer(ModalitySpec.from_json(s)), feat_meta[s["name"]]
+        fm = {"vocabulary_": {w: i for i, w in enumerate(fm["words"])}} if "words" in fm else fm
+        records[f"featurizer/{s['name']}"] = {"class": type(f).__name__, "params": f.get_params(), "meta": fm}
     for name, folds in meta.get("branch_params", {}).items():
         cls = BRANCH_MODELS[name.split("/", 1)[1]][0]
         for k, p in enumerate(folds):
             params = {key: v for key, v in p.items() if key in cls.param_names()}
-            records[f"branch/{name}/fold{k}"] = {
-                "class": cls.__name__,
-                "params": params,
-                "meta": {"alpha_": p.get("alpha")},
-            }
+            rec = {"class": cls.__name__, "params": params, "meta": {"alpha_": p["alpha"]} if "alpha" in p else {}}
+            records[f"branch/{name}/fold{k}"] = rec
     if "stacker" in meta:
         params = {**meta["stacker"]["params"], "kind": meta["stacker"]["params"]["kind"].replace("tagwise", "stack")}
         records["fusion"] = {"class": "Stacker", "params": params, "meta": {"shape": meta["stacker"]["shape"]}}
-        arrays.update({"fusion/" + k[8:]: arrays.pop(k) for k in [k for k in arrays if k.startswith("stacker/")]})
     elif "fusion" in meta:
         fmeta = {"dims": meta["fusion"]["dims"], "n_tags": len(meta["tags"])}
         records["fusion"] = {"class": "FusionTagger", "params": meta["fusion"]["params"], "meta": fmeta}
     else:
-        records["fusion"] = {"class": "MeanFusion", "params": {}, "meta": {"n_branches": len(meta["branches"])}}
+        records["fusion"] = {"class": "BranchFusion", "params": {"branch": "*"}, "meta": {}}
+        arrays["fusion/weights_"] = np.full(len(meta["branches"]), 1 / len(meta["branches"]))
     return records
 
 
