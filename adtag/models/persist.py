@@ -124,6 +124,16 @@ def load_model(model_dir: Path) -> tuple[dict[str, Any], dict[str, Estimator]]:
     return meta, components
 
 
+def branch_models(components: dict[str, Estimator]) -> dict[str, list[Estimator]]:
+    """The fold models of every branch, from component paths ``branch/NAME/foldK``."""
+    out: dict[str, dict[int, Estimator]] = {}
+    for path, est in components.items():
+        if path.startswith("branch/"):
+            name, fold = path[len("branch/") :].rsplit("/fold", 1)
+            out.setdefault(name, {})[int(fold)] = est
+    return {name: [folds[k] for k in sorted(folds)] for name, folds in out.items()}
+
+
 def load_branch_cache(model_dir: Path) -> dict[str, tuple[np.ndarray, list]]:
     """The branches of an earlier run saved in ``model_dir``, by branch key: (out-of-fold P, fold models)."""
     f = model_dir / OOF_FILE
@@ -131,17 +141,10 @@ def load_branch_cache(model_dir: Path) -> dict[str, tuple[np.ndarray, list]]:
         return {}
     try:
         with np.load(f, allow_pickle=False) as z:
-            if "keys" not in z:
-                return {}
             names, keys, P = [str(x) for x in z["branches"]], [str(x) for x in z["keys"]], z["P"]
-        _, components = load_model(model_dir)
-    except (AdtagError, OSError, KeyError, ValueError):
+        models = branch_models(load_model(model_dir)[1])
+    except (AdtagError, OSError, KeyError, ValueError):  # no cache (or a format-1 one): fit afresh
         return {}
-    out = {}
-    for b, (name, key) in enumerate(zip(names, keys, strict=True)):
-        folds = sorted(
-            (p for p in components if p.startswith(f"branch/{name}/fold")), key=lambda p: int(p.rsplit("fold", 1)[1])
-        )
-        if key and folds:
-            out[key] = (P[:, b], [components[p] for p in folds])
-    return out
+    return {
+        key: (P[:, b], models[name]) for b, (name, key) in enumerate(zip(names, keys, strict=True)) if name in models
+    }

@@ -55,11 +55,10 @@ class TrainConfig:
             raise AdtagError("--folds must be at least 2")
 
 
-def joint_matrix(blocks: dict[str, Any], specs: list[ModalitySpec]) -> sp.csr_matrix:
+def joint_matrix(blocks: list[Any]) -> sp.csr_matrix:
     """Early fusion: all modalities side by side, each block scaled to a unit-size row."""
     parts = []
-    for s in specs:
-        b = blocks[s.name]
+    for b in blocks:
         if sp.issparse(b):
             parts.append(b)
         else:
@@ -96,25 +95,15 @@ class Tagger:
         return FUSIONS[self.config.fusion].on == "features"
 
     # ---------------------------------------------------------------- inputs
-    def _blocks(self, items: list[Item]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        blocks, masks = {}, {}
-        for spec in self.specs_:
-            vals, masks[spec.name] = raw_values(items, spec)
-            blocks[spec.name] = self.featurizers_[spec.name].transform(vals)
-        return blocks, masks
-
     def features(self, items: list[Item]) -> Features:
-        """The featurized modalities of ``items`` (the input of the fusion networks)."""
-        blocks, masks = self._blocks(items)
-        return self._features(blocks, masks, len(items))
-
-    def _features(self, blocks: dict[str, Any], masks: dict[str, np.ndarray], n: int) -> Features:
-        present = np.stack([masks[s.name] for s in self.specs_], axis=1) if self.specs_ else np.zeros((n, 0), bool)
-        return Features([blocks[s.name] for s in self.specs_], present, [s.name for s in self.specs_])
-
-    def _extras(self, blocks: dict[str, Any], n: int) -> np.ndarray:
-        ex = [s.name for s in self.specs_ if s.kind == "extra"]
-        return np.asarray(blocks[ex[0]], dtype=np.float32) if ex else np.zeros((n, 0), np.float32)
+        """The featurized modalities of ``items`` (the input of the branches and the fusion networks)."""
+        blocks, masks = [], []
+        for spec in self.specs_:
+            vals, mask = raw_values(items, spec)
+            blocks.append(self.featurizers_[spec.name].transform(vals))
+            masks.append(mask)
+        present = np.stack(masks, axis=1) if masks else np.zeros((len(items), 0), bool)
+        return Features(blocks, present, [s.name for s in self.specs_])
 
     def branch_specs(self) -> list[BranchSpec]:
         out = []
@@ -124,19 +113,23 @@ class Tagger:
             out += [BranchSpec(JOINT, m) for m in self.config.branch_models.get(JOINT, ["lr"])]
         return out
 
-    def _branch_inputs(self, blocks: dict[str, Any], masks: dict[str, np.ndarray], n: int):
-        specs = self.branch_specs()
-        cols = [masks[s.modality] if s.modality != JOINT else np.ones(n, bool) for s in specs]
-        present = np.stack(cols, 1) if cols else np.zeros((n, 0), bool)
+    def _branch_inputs(self, x: Features) -> tuple[list[BranchSpec], Any, np.ndarray, np.ndarray]:
+        """Branch specs, ``inputs(spec)`` (a feature matrix), presence (n, B) and extras (n, E)."""
+        specs, n, col = self.branch_specs(), x.present.shape[0], {m: i for i, m in enumerate(x.modalities)}
+        present = np.ones((n, len(specs)), bool)
+        for b, s in enumerate(specs):
+            present[:, b] = x.present[:, col[s.modality]] if s.modality != JOINT else True
         joint: list = []
 
-        def inputs(spec: BranchSpec):
+        def inputs(spec: BranchSpec) -> Any:
             if spec.modality != JOINT:
-                return blocks[spec.modality]
-            joint[:] = joint or [joint_matrix(blocks, self.specs_)]
+                return x.blocks[col[spec.modality]]
+            joint[:] = joint or [joint_matrix(x.blocks)]
             return joint[0]
 
-        return specs, inputs, present
+        ex = [col[s.name] for s in self.specs_ if s.kind == "extra"]
+        extras = np.asarray(x.blocks[ex[0]], np.float32) if ex else np.zeros((n, 0), np.float32)
+        return specs, inputs, present, extras
 
     # ---------------------------------------------------------------- training
     def fit(
@@ -166,20 +159,18 @@ class Tagger:
             raise AdtagError(f"training needs at least 4 items, got {n}")
         self.specs_ = infer_modalities(items, cfg.modalities)
         self.featurizers_ = {}
-        blocks, masks = {}, {}
         for spec in tqdm(self.specs_, desc="features", disable=not progress, leave=False):
-            vals, masks[spec.name] = raw_values(items, spec)
-            self.featurizers_[spec.name] = make_featurizer(spec).fit(vals, masks[spec.name])
-            blocks[spec.name] = self.featurizers_[spec.name].transform(vals)
+            self.featurizers_[spec.name] = make_featurizer(spec).fit(*raw_values(items, spec))
+        x = self.features(items)
         self.metrics_: dict[str, Any] = {"n_items": n, "n_tags": len(self.vocab_)}
         self.branches_: dict[str, list] = {}
         self.meta_features_: MetaFeatures | None = None
         if self._on_features:
-            self.fusion_ = create_fusion(cfg.fusion, cfg.seed).fit(self._features(blocks, masks, n), Y)
+            self.fusion_ = create_fusion(cfg.fusion, cfg.seed).fit(x, Y)
             self.metrics_["train_seconds"] = round(time.time() - t0, 2)
             return self
 
-        specs, inputs, present = self._branch_inputs(blocks, masks, n)
+        specs, inputs, present, extras = self._branch_inputs(x)
         data_fp = data_fingerprint(items, self.vocab_.tags, cfg.folds, cfg.seed)
         keys = [branch_key(data_fp, s, [m.name for m in self.specs_]) for s in specs]
         cache = persist.load_branch_cache(Path(cache_dir)) if cache_dir else {}
@@ -194,7 +185,7 @@ class Tagger:
             present,
             Y,
             make_folds(n, cfg.folds, cfg.seed),
-            self._extras(blocks, n),
+            extras,
             keys=keys,
             cache=cache,
             seed=cfg.seed,
@@ -223,13 +214,11 @@ class Tagger:
     # ---------------------------------------------------------------- prediction
     def meta_features(self, items: list[Item]) -> MetaFeatures:
         """Branch probabilities for new items (each branch's fold models averaged)."""
-        blocks, masks = self._blocks(items)
-        n = len(items)
-        specs, inputs, present = self._branch_inputs(blocks, masks, n)
-        P = np.zeros((n, len(specs), len(self.vocab_)), np.float32)
+        specs, inputs, present, extras = self._branch_inputs(self.features(items))
+        P = np.zeros((len(items), len(specs), len(self.vocab_)), np.float32)
         for b, spec in enumerate(specs):
             P[:, b] = predict_branch(self.branches_[spec.name], inputs(spec))
-        return MetaFeatures(P, present, [s.name for s in specs], self._extras(blocks, n))
+        return MetaFeatures(P, present, [s.name for s in specs], extras)
 
     def branch_probas(self, items: list[Item]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Branch probabilities (n, B, L), presence (n, B) and extras (n, E) for new items."""
@@ -242,32 +231,22 @@ class Tagger:
 
     def explain(self, items: list[Item], top_k: int = 10) -> list[list[dict[str, Any]]]:
         """Top tags per item with each branch's probability and share of the decision."""
-        if self._on_features:
-            scores = self.predict_proba(items)
-            return [
-                [{"tag": self.vocab_.tags[j], "score": float(s[j]), "branches": {}} for j in np.argsort(-s)[:top_k]]
-                for s in scores
-            ]
-        mf = self.meta_features(items)
-        scores, w = self.fusion_.predict_proba(mf), self.fusion_.branch_weights()
-        P, present, names = mf.P, mf.present, mf.branches
+        mf = None if self._on_features else self.meta_features(items)
+        scores = self.fusion_.predict_proba(self.features(items) if mf is None else mf)
         out = []
         for i, s in enumerate(scores):
             rows = []
             for j in np.argsort(-s)[:top_k]:
-                contrib = w * P[i, :, j] * present[i]
-                total = contrib.sum() or 1.0
-                rows.append(
-                    {
-                        "tag": self.vocab_.tags[j],
-                        "score": float(s[j]),
-                        "branches": {
-                            names[b]: {"probability": float(P[i, b, j]), "share": float(contrib[b] / total)}
-                            for b in range(len(names))
-                            if present[i, b]
-                        },
+                shares = {}
+                if mf is not None:
+                    contrib = self.fusion_.branch_weights() * mf.P[i, :, j] * mf.present[i]
+                    total = contrib.sum() or 1.0
+                    shares = {
+                        name: {"probability": float(mf.P[i, b, j]), "share": float(contrib[b] / total)}
+                        for b, name in enumerate(mf.branches)
+                        if mf.present[i, b]
                     }
-                )
+                rows.append({"tag": self.vocab_.tags[j], "score": float(s[j]), "branches": shares})
             out.append(rows)
         return out
 
@@ -289,11 +268,7 @@ class Tagger:
             t.specs_ = [ModalitySpec.from_json(s) for s in meta["modalities"]]
             t.metrics_ = meta.get("metrics", {})
             t.featurizers_ = {s.name: components[f"featurizer/{s.name}"] for s in t.specs_}
-            t.fusion_, t.meta_features_, t.branches_ = components["fusion"], None, {}
-            for path in sorted(p for p in components if p.startswith("branch/")):
-                name, fold = path[len("branch/") :].rsplit("/fold", 1)
-                t.branches_.setdefault(name, {})[int(fold)] = components[path]
-            t.branches_ = {k: [v[i] for i in sorted(v)] for k, v in t.branches_.items()}
+            t.fusion_, t.meta_features_, t.branches_ = components["fusion"], None, persist.branch_models(components)
         except (KeyError, TypeError, ValueError) as exc:
             raise AdtagError(f"{model_dir}: model folder is damaged or was edited by hand ({exc!r})") from None
         missing = [] if t._on_features else [b.name for b in t.branch_specs() if b.name not in t.branches_]
