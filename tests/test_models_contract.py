@@ -120,3 +120,27 @@ def test_registries_cover_the_paper():
     assert set(FUSIONS) == paper_rows
     with pytest.raises(ValueError, match="unknown fusion"):
         create_fusion("nosuch")
+
+
+def test_meta_features_are_cached_per_branch(tmp_path):
+    """A new branch reuses the others' fold models and out-of-fold meta-features from the last run."""
+    from adtag.data.manifest import read_items
+    from adtag.models.tagger import Tagger, TrainConfig
+    from tests.conftest import make_manifest
+
+    items = read_items(make_manifest(tmp_path / "data", n=60, seed=4))
+    quiet = {"progress": False, "log": lambda *_: None}
+    first = Tagger(TrainConfig(fusion="mean", folds=2, jobs=1)).fit(items, **quiet)
+    first.save(tmp_path / "m")
+    models = {k: list(v) for k, v in TrainConfig().branch_models.items()}
+    models["vector"] = models["vector"] + ["svm"]
+    second = Tagger(TrainConfig(fusion="stack", folds=2, jobs=1, branch_models=models))
+    second.fit(items, cache_dir=tmp_path / "m", **quiet)
+    old, new = first.meta_features_, second.meta_features_
+    added = set(new.branches) - set(old.branches)
+    assert added and second.metrics_["branches_reused"] == len(old.branches)
+    assert second.metrics_["branches_cached"] is False  # one branch was fitted
+    for b, name in enumerate(old.branches):
+        np.testing.assert_array_equal(new.P[:, new.branches.index(name)], old.P[:, b])
+        assert second.branches_[name][0] is not first.branches_[name][0]  # restored from the folder
+    assert new.fingerprint != old.fingerprint
