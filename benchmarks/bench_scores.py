@@ -29,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adtag import runtime  # noqa: E402
 from adtag.metrics import gap_at_k  # noqa: E402
-from adtag.models.stacker import Stacker, mean_fusion  # noqa: E402
+from adtag.models.fusions import mean_fusion  # noqa: E402
+from adtag.models.meta_features import MetaFeatures  # noqa: E402
+from adtag.models.stacker import Stacker  # noqa: E402
 from benchmarks.datasets import LOADERS, shared_dir  # noqa: E402
 
 DEFAULT_SETS = ["emotions", "birds", "yeast", "scene", "tnews", "thucnews", "nlpcc"]
@@ -237,13 +239,16 @@ def stack_compare(S: np.ndarray, Y: np.ndarray, n: int, outer: int = 5, seed: in
             warnings.simplefilter("ignore")
             pred["sklearn-stacking"][te] = sklearn_stacking(S[tr], Y[tr], S[te])
         secs["sklearn-stacking"] += time.process_time() - t0
-        for key, kind in (("paper", "paper"), ("default", "tagwise")):
+        names = [str(b) for b in range(S.shape[1])]
+        mf_tr = MetaFeatures(S[tr], present[tr], names, extra[tr])
+        mf_te = MetaFeatures(S[te], present[te], names, extra[te])
+        for key, kind in (("paper", "paper"), ("default", "stack")):
             t0 = time.process_time()
-            st = Stacker(kind=kind, seed=seed).fit(S[tr], present[tr], extra[tr], Y[tr])
-            pred[key][te] = st.predict_proba(S[te], present[te], extra[te])
+            st = Stacker(kind=kind, seed=seed).fit(mf_tr, Y[tr])
+            pred[key][te] = st.predict_proba(mf_te)
             secs[key] += time.process_time() - t0
             if key == "default":
-                chosen.append(getattr(st, "chosen_", "net"))
+                chosen.append(st.chosen_)
     singles = {b: gap_at_k(S[:, b], Y) for b in range(S.shape[1])}
     res = {"items": int(len(Y)), "singles": {str(b): round(v, 4) for b, v in singles.items()}}
     res["best single"] = round(max(singles.values()), 4)
@@ -257,37 +262,44 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", default=",".join(DEFAULT_SETS))
     ap.add_argument("--small", type=int, default=500)
+    ap.add_argument("--large", default=None, help="sets also stacked on all their scored items (default: --sets)")
     ap.add_argument("--out", default=None, help="write scores.{md,json} to this folder")
     args = ap.parse_args()
     runtime.configure(1)
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.platform()}
     results["load_before"] = os.getloadavg()
     rows = []
-    for name in args.sets.split(","):
-        t0, c0 = time.time(), time.process_time()
-        S, Y, names = level1(name)
-        l1 = time.time() - t0
-        for n in sorted({min(args.small, len(Y)), len(Y)}):
+    out = Path(args.out) if args.out else None
+    data = {}
+    # every set on ~500 scored items first, then the sets that have more on all of them
+    for large in (False, True):
+        for name in args.sets.split(","):
+            if name not in data:
+                t0 = time.time()
+                data[name] = (*level1(name), round(time.time() - t0, 1))
+            S, Y, names, l1 = data[name]
+            n = len(Y) if large else min(args.small, len(Y))
+            if large and (n <= args.small or name not in (args.large or args.sets).split(",")):
+                continue
+            t0, c0 = time.time(), time.process_time()
             r = stack_compare(S, Y, n)
-            r["set"], r["models"], r["level1_wall_s"] = name, names, round(l1, 1)
+            r["set"], r["models"], r["level1_wall_s"] = name, names, l1
             r["singles"] = {names[int(b)]: v for b, v in r["singles"].items()}
+            r["wall_s"], r["process_cpu_s"] = round(time.time() - t0, 1), round(time.process_time() - c0, 1)
             rows.append(r)
             print(
                 f"{name:9s} n={n:5d} best={r['best single']:.4f} mean={r['mean']:.4f} "
                 f"skl={r['sklearn-stacking']:.4f} paper={r['paper']:.4f} default={r['default']:.4f} "
                 f"(d-mean {100 * (r['default'] - r['mean']):+.2f}, "
                 f"d-best {100 * (r['default'] - r['best single']):+.2f}) "
-                f"chose={r['default_chose']} cpu={r['cpu_s']}",
+                f"chose={r['default_chose']} cpu={r['cpu_s']} wall={r['wall_s']}",
                 flush=True,
             )
-        print(f"  {name}: {time.time() - t0:.0f} s wall, {time.process_time() - c0:.0f} CPU-s", flush=True)
-    results["load_after"] = os.getloadavg()
-    results["rows"] = rows
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "scores.json").write_text(json.dumps(results, indent=1))
-        (out / "scores.md").write_text(to_markdown(results))
+            results["rows"], results["load_after"] = rows, os.getloadavg()
+            if out:  # after every row, so a long run leaves what it measured
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "scores.json").write_text(json.dumps(results, indent=1))
+                (out / "scores.md").write_text(to_markdown(results))
 
 
 def to_markdown(results: dict) -> str:

@@ -107,13 +107,13 @@ def raw_values(items: list[Item], spec: ModalitySpec) -> tuple[list[Any], np.nda
 
     text -> strings ("" when absent); vector/sequence -> arrays (None when absent);
     extra -> an (n, len(columns)) float array with NaN where a column is absent;
-    scores -> the items' raw score values (None when absent; ``adtag.data.scores.score_matrix``
-    turns them into an (n, L) matrix once the vocabulary is known).
+    scores -> (item id, raw score value) pairs, None when absent (the score featurizer checks them
+    against the vocabulary and makes the (n, L) matrix).
     """
     n = len(items)
     mask = np.zeros(n, dtype=bool)
     if spec.kind == "scores":
-        vals = [it.scores.get(spec.name) for it in items]
+        vals = [(it.id, it.scores[spec.name]) if spec.name in it.scores else None for it in items]
         return vals, np.array([v is not None for v in vals], dtype=bool)
     if spec.kind == "text":
         vals: list[Any] = []

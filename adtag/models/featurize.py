@@ -1,8 +1,8 @@
 """Turn a modality's raw values into a feature matrix for the branch models.
 
 text -> TF-IDF over word 1-2-grams (sublinear tf, l2 rows); sequence (T, D) -> mean/max/std
-pooling; vector -> as is; extra -> as is. Dense blocks are standardised. Every featurizer keeps
-its learned state as arrays + JSON (no pickle).
+pooling; vector -> as is; extra -> as is; scores -> the (n, L) score matrix, unscaled.
+Dense blocks are standardised. Every featurizer keeps its learned state as arrays + JSON (no pickle).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
 from adtag.data.modalities import ModalitySpec
+from adtag.models.base import Estimator
 from adtag.models.tokenize import ngrams
 
 
@@ -23,7 +24,7 @@ def pool_sequence(arr: np.ndarray) -> np.ndarray:
     return np.concatenate([a.mean(0), a.max(0), a.std(0)]).astype(np.float32)
 
 
-class TextFeaturizer:
+class TextFeaturizer(Estimator):
     """TF-IDF over word 1-2-grams, the paper's input to its linear text models."""
 
     def __init__(self, max_features: int = 100_000, min_df: int = 2) -> None:
@@ -53,37 +54,27 @@ class TextFeaturizer:
         norms[norms == 0] = 1
         return sp.csr_matrix(sp.diags(1 / norms) @ x, dtype=np.float32)
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        words = sorted(self.vocabulary_, key=self.vocabulary_.get)
-        return {"idf": self.idf_}, {"words": words}
 
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> TextFeaturizer:
-        self.idf_ = arrays["idf"].astype(np.float32)
-        self.vocabulary_ = {w: i for i, w in enumerate(meta["words"])}
-        return self
-
-
-class DenseFeaturizer:
+class DenseFeaturizer(Estimator):
     """Vectors, pooled sequences and extras: standardised, absent values at the mean (0)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str = "vector", width: int = 0) -> None:
         self.kind = kind
+        self.width = width  # columns after pooling (extras: the number of extra columns)
 
-    def _raw(self, values: list[Any], n_cols: int | None = None) -> np.ndarray:
+    def _raw(self, values: list[Any]) -> np.ndarray:
         if self.kind == "extra":
             mat = np.array(values[0], dtype=np.float32, copy=True)
             # Sizes and durations span decades: a signed log keeps them on one scale.
             return np.sign(mat) * np.log1p(np.abs(mat))
-        width = n_cols if n_cols is not None else self.mean_.shape[0]
-        mat = np.full((len(values), width), np.nan, dtype=np.float32)
+        mat = np.full((len(values), self.width), np.nan, dtype=np.float32)
         for i, v in enumerate(values):
             if v is not None:
                 mat[i] = pool_sequence(v) if self.kind == "sequence" else v.reshape(-1)
         return mat
 
-    def fit(self, values: list[Any], mask: np.ndarray, spec: ModalitySpec) -> DenseFeaturizer:
-        n_cols = len(spec.columns) if self.kind == "extra" else spec.dim * (3 if self.kind == "sequence" else 1)
-        mat = self._raw(values, n_cols)
+    def fit(self, values: list[Any], mask: np.ndarray) -> DenseFeaturizer:
+        mat = self._raw(values)
         with np.errstate(all="ignore"):
             mean = np.nanmean(mat, axis=0) if np.isfinite(mat).any() else np.zeros(mat.shape[1])
             std = np.nanstd(mat, axis=0)
@@ -96,20 +87,38 @@ class DenseFeaturizer:
         mat = (self._raw(values) - self.mean_) / self.scale_
         return np.nan_to_num(mat, nan=0.0).astype(np.float32)
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"mean": self.mean_, "scale": self.scale_}, {}
 
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> DenseFeaturizer:
-        self.mean_, self.scale_ = arrays["mean"], arrays["scale"]
+class ScoreFeaturizer(Estimator):
+    """An external model's per-tag scores as an (n, L) matrix in the vocabulary's order, unchanged.
+
+    ``tags`` is the vocabulary; absent items get zeros (the stacker sees them as absent).
+    """
+
+    def __init__(self, name: str = "scores", tags: list[str] | None = None) -> None:
+        self.name = name
+        self.tags = tags
+
+    def fit(self, values: list[Any], mask: np.ndarray) -> ScoreFeaturizer:
+        self.n_scored_ = int(np.asarray(mask).sum())
         return self
 
+    def transform(self, values: list[Any]) -> np.ndarray:
+        from adtag.data.scores import score_vector
 
-def make_featurizer(spec: ModalitySpec) -> TextFeaturizer | DenseFeaturizer:
-    return TextFeaturizer() if spec.kind == "text" else DenseFeaturizer(spec.kind)
+        tags = list(self.tags or [])
+        mat = np.zeros((len(values), len(tags)), np.float32)
+        for i, v in enumerate(values):
+            if v is not None:  # (item id, value) pairs from raw_values, or a bare value
+                item_id, value = v if isinstance(v, tuple) else (f"#{i + 1}", v)
+                mat[i] = score_vector(value, tags, f"item {item_id!r}, scores.{self.name}")
+        return mat
 
 
-def fit_featurizer(spec: ModalitySpec, values: list[Any], mask: np.ndarray) -> TextFeaturizer | DenseFeaturizer:
-    f = make_featurizer(spec)
-    if isinstance(f, TextFeaturizer):
-        return f.fit(values, mask)
-    return f.fit(values, mask, spec)
+def make_featurizer(spec: ModalitySpec) -> TextFeaturizer | DenseFeaturizer | ScoreFeaturizer:
+    """The featurizer for a modality (unfitted); every featurizer fits as ``fit(values, mask)``."""
+    if spec.kind == "text":
+        return TextFeaturizer()
+    if spec.kind == "scores":  # the vocabulary rides in ``columns`` (set by the Tagger)
+        return ScoreFeaturizer(spec.name, list(spec.columns))
+    width = len(spec.columns) if spec.kind == "extra" else spec.dim * (3 if spec.kind == "sequence" else 1)
+    return DenseFeaturizer(spec.kind, width)

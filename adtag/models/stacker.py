@@ -28,6 +28,9 @@ import torch
 from torch import nn
 
 from adtag.metrics import gap_at_k
+from adtag.models.base import Estimator
+from adtag.models.fusions import mean_fusion
+from adtag.models.meta_features import MetaFeatures
 from adtag.models.nn import load_numpy_state, split_holdout, state_to_numpy, train_early_stopped
 
 EPS = 1e-4
@@ -36,13 +39,6 @@ EPS = 1e-4
 def to_logits(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, EPS, 1 - EPS)
     return np.log(p / (1 - p)).astype(np.float32)
-
-
-def mean_fusion(P: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Plain averaging of branch probabilities over the branches an item has: (n, B, L) -> (n, L)."""
-    w = present.astype(np.float32)
-    w[w.sum(1) == 0] = 1.0
-    return np.einsum("nb,nbl->nl", w, P) / w.sum(1, keepdims=True)
 
 
 class _StackerNet(nn.Module):
@@ -134,7 +130,8 @@ MARGIN = {"linear": 0.0, "net": 0.002}
 
 def _gap(logits: np.ndarray, Y: np.ndarray) -> float:
     """Pooled GAP@20, ties broken toward calibrated scores (as the early stopping does)."""
-    return gap_at_k(logits, Y) - 1e-3 * float(np.mean((1 / (1 + np.exp(-logits)) - Y) ** 2))
+    p = 1 / (1 + np.exp(-np.clip(logits, -50, 50)))
+    return gap_at_k(logits, Y) - 1e-3 * float(np.mean((p - Y) ** 2))
 
 
 def _fit_linear(net: _StackerNet, z: torch.Tensor, pr: torch.Tensor, y: torch.Tensor, l2: float) -> None:
@@ -157,17 +154,17 @@ def _fit_linear(net: _StackerNet, z: torch.Tensor, pr: torch.Tensor, y: torch.Te
     net.linear_only = False
 
 
-class Stacker:
-    """Fit on out-of-fold meta-features ``P`` (n, B, L), presence (n, B) and extras (n, E).
+class Stacker(Estimator):
+    """Fit on out-of-fold :class:`MetaFeatures`: matrix ``P`` (n, B, L), presence (n, B), extras (n, E).
 
-    ``kind="tagwise"`` is the default stacker above; ``kind="paper"`` the paper's wide network.
+    ``kind="stack"`` is the default stacker above; ``kind="paper"`` the paper's wide network.
     After ``fit``, ``chosen_`` names the rung in use and ``cv_gap_`` each rung's pooled
     out-of-fold GAP@20 (``holdout_gap_`` is the chosen one's).
     """
 
     def __init__(
         self,
-        kind: str = "tagwise",
+        kind: str = "stack",
         hidden: int = 16,
         wide: int = 128,
         dropout: float = 0.2,
@@ -191,29 +188,14 @@ class Stacker:
         self.max_items = max_items
         self.seed = seed
 
-    def get_params(self) -> dict[str, Any]:
-        keys = (
-            "kind",
-            "hidden",
-            "wide",
-            "dropout",
-            "n_bags",
-            "lr",
-            "weight_decay",
-            "max_epochs",
-            "patience",
-            "max_items",
-            "seed",
-        )
-        return {k: getattr(self, k) for k in keys}
-
     def _build(self, B: int, L: int, E: int, bag: int) -> nn.Module:
         torch.manual_seed(self.seed + 1000 * bag)
         if self.kind == "paper":
             return _PaperNet(B, L, E)
         return _StackerNet(B, L, E, self.hidden, self.wide, self.dropout)
 
-    def fit(self, P: np.ndarray, present: np.ndarray, extra: np.ndarray, Y: np.ndarray) -> Stacker:
+    def fit(self, mf: MetaFeatures, Y: np.ndarray) -> Stacker:
+        P, present, extra = mf.P, mf.present, mf.extras
         if self.max_items and P.shape[0] > self.max_items:
             # Its weights are few and shared across tags: a few thousand items pin them down, and
             # the cost of an epoch grows with items x tags.
@@ -280,10 +262,9 @@ class Stacker:
         cv["linear"] = _gap(oof, Y)
         cv["net"], nets = self._train_nets(nets, fold, z, pr, ex, yt, Y, cv["linear"])
         chosen = "mean"
-        if cv["linear"] >= cv["mean"] + MARGIN["linear"]:
-            chosen = "linear"
-        if cv["net"] >= max(cv["mean"], cv["linear"]) + MARGIN["net"]:
-            chosen = "net"
+        for rung in RUNGS[1:]:  # a richer rung must beat every simpler one by its margin
+            if cv[rung] >= max(cv[r] for r in RUNGS[: RUNGS.index(rung)]) + MARGIN[rung]:
+                chosen = rung
         self.cv_gap_ = {r: round(float(v), 4) for r, v in cv.items()}
         self.chosen_, self.holdout_gap_ = chosen, float(cv[chosen])
         if chosen == "linear":  # few weights, no early stopping: refit on every item
@@ -334,7 +315,8 @@ class Stacker:
             if isinstance(net, _StackerNet):
                 net.linear_only = self.chosen_ == "linear"
 
-    def decision_function(self, P: np.ndarray, present: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    def decision_function(self, mf: MetaFeatures) -> np.ndarray:
+        P, present, extra = mf.P, mf.present, mf.extras
         if self.chosen_ == "mean":
             return to_logits(mean_fusion(P, present))
         n = P.shape[0]
@@ -345,10 +327,10 @@ class Stacker:
             out = sum(net(z, pr, ex) for net in self.nets_) / len(self.nets_)
         return out.numpy()
 
-    def predict_proba(self, P: np.ndarray, present: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    def predict_proba(self, mf: MetaFeatures) -> np.ndarray:
         if self.chosen_ == "mean":
-            return mean_fusion(P, present).astype(np.float32)
-        return (1 / (1 + np.exp(-self.decision_function(P, present, extra)))).astype(np.float32)
+            return mean_fusion(mf.P, mf.present).astype(np.float32)
+        return (1 / (1 + np.exp(-np.clip(self.decision_function(mf), -50, 50)))).astype(np.float32)
 
     def branch_weights(self) -> np.ndarray:
         """Each branch's share of the averaging part (mean over the fold models), for explanations."""
@@ -357,16 +339,18 @@ class Stacker:
         ws = [torch.softmax(net.alpha, 0).detach().numpy() for net in self.nets_]
         return np.mean(ws, axis=0)
 
-    def state(self) -> dict[str, np.ndarray]:
-        out = {"rung": np.array([RUNGS.index(self.chosen_)], dtype=np.int64)}
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        out = {}
         for i, net in enumerate(self.nets_):
             out.update({f"bag{i}.{k}": v for k, v in state_to_numpy(net).items()})
-        return out
+        meta = {"shape": list(self.shape_), "holdout_gap": self.holdout_gap_, "rung": self.chosen_}
+        return out, {**meta, "cv_gap": self.cv_gap_}
 
-    def load_state(self, arrays: dict[str, np.ndarray], shape: tuple[int, int, int]) -> Stacker:
-        self.shape_ = tuple(shape)
-        # Models saved before the rungs existed hold nets only.
-        self.chosen_ = RUNGS[int(np.asarray(arrays["rung"]).ravel()[0])] if "rung" in arrays else "net"
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Stacker:
+        self.shape_ = tuple(meta["shape"])
+        self.holdout_gap_ = meta.get("holdout_gap", float("nan"))
+        self.cv_gap_ = meta.get("cv_gap", {})
+        self.chosen_ = meta.get("rung", "net")  # models saved before the rungs existed hold nets only
         self.nets_ = []
         n_bags = len({k.split(".", 1)[0] for k in arrays if k.startswith("bag")})
         for bag in range(n_bags):
