@@ -258,13 +258,61 @@ def stack_compare(S: np.ndarray, Y: np.ndarray, n: int, outer: int = 5, seed: in
     return res
 
 
+def mixed(name: str, seed: int = 0, outer: int = 5, inner: int = 3) -> dict:
+    """Scores + raw modalities in one manifest: the scored items' own views beside the models' scores.
+
+    adtag's ablation (outer CV, branches K-fold inside) on the raw views alone, then with every
+    model's scores added as score modalities; same items, same folds.
+    """
+    from dataclasses import replace
+
+    from adtag.ablation import run_ablation
+    from adtag.data.manifest import Item
+    from adtag.data.vocab import Vocabulary
+    from adtag.models.tagger import TrainConfig
+
+    S, Y, names = level1(name, seed)
+    kind, views, Yall = DATA[name]()
+    if kind != "vectors":
+        raise SystemExit(f"--mixed takes the vector sets, not {name}")
+    n_tr, n_te = SPLIT[name]
+    te = np.random.default_rng(seed).permutation(len(Yall))[n_tr : n_tr + n_te]
+    tags = [f"t{j:02d}" for j in range(Y.shape[1])]  # sorted, so the vocabulary keeps this order
+    out = {"set": name, "items": len(te)}
+    for with_scores in (False, True):
+        items = []
+        for row, i in enumerate(te):
+            it = Item(id=str(i), tags=[tags[j] for j in np.flatnonzero(Y[row])] or None)
+            it.features = {k: np.asarray(v[i], np.float32) for k, v in views.items()}
+            if with_scores:
+                it.scores = {m: S[row, b] for b, m in enumerate(names)}
+            items.append(it)
+        items = [it for it in items if it.tags]
+        t0, c0 = time.time(), time.process_time()
+        cfg = replace(TrainConfig(), folds=inner, seed=seed)
+        res = run_ablation(items, Vocabulary(tags), cfg, outer_folds=outer, fusions=("stack", "paper", "mean"))
+        key = "raw+scores" if with_scores else "raw"
+        out[key] = {t: {r["name"]: r["gap"] for r in rows} for t, rows in res["tables"].items()}
+        out[key]["wall_s"], out[key]["cpu_s"] = round(time.time() - t0, 1), round(time.process_time() - c0, 1)
+        print(name, key, json.dumps(out[key]), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", default=",".join(DEFAULT_SETS))
     ap.add_argument("--small", type=int, default=500)
     ap.add_argument("--large", default=None, help="sets also stacked on all their scored items (default: --sets)")
     ap.add_argument("--out", default=None, help="write scores.{md,json} to this folder")
+    ap.add_argument("--mixed", default=None, help="only the mixed case (scores + raw views) on these sets")
     args = ap.parse_args()
+    if args.mixed:
+        runtime.configure(1)
+        res = [mixed(name) for name in args.mixed.split(",")]
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "scores_mixed.json").write_text(json.dumps(res, indent=1))
+        return
     runtime.configure(1)
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.platform()}
     results["load_before"] = os.getloadavg()

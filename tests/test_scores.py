@@ -224,6 +224,23 @@ def test_cli_train_predict_ablate_with_scores(tmp_path: Path, capsys):
     assert rc == 0
     res = json.loads((tmp_path / "abl" / "ablation.json").read_text())
     assert "vis" in [r["name"] for r in res["tables"]["single"]]
+    # the service's JSON input takes the same scores
+    from adtag.serve.errors import ApiError
+    from adtag.serve.schemas import TagRequest
+    from adtag.serve.service import ServeConfig, TaggingService
+
+    svc = TaggingService(ServeConfig(tmp_path / "model", warm=False))
+    try:
+        tags = svc.tagger.vocab_.tags
+        item = svc.item_from_request(TagRequest(id="x", scores={"vis": {tags[0]: 0.9}}))
+        assert item.scores["vis"].shape == (len(tags),) and item.scores["vis"][0] == np.float32(0.9)
+        assert "vis/scores" in svc.explain([item], 3)[0][0]["branches"]
+        with pytest.raises(ApiError, match="unknown tag 'boat'"):
+            svc.item_from_request(TagRequest(id="x", scores={"vis": {"boat": 0.5}}))
+        with pytest.raises(ApiError, match="unknown score modality"):
+            svc.item_from_request(TagRequest(id="x", scores={"nosuch": [0.5]}))
+    finally:
+        svc.close()
 
 
 # ---------------------------------------------------------------- the stacker's promise

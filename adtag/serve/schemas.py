@@ -19,6 +19,10 @@ class TagRequest(BaseModel):
         default_factory=dict, description="vector (D,) or sequence (T, D) modalities as nested lists"
     )
     extra: dict[str, float] = Field(default_factory=dict, description="tabular extras, e.g. {'duration': 30}")
+    scores: dict[str, dict[str, float] | list[float]] = Field(
+        default_factory=dict,
+        description="external models' per-tag probabilities: {tag: score} or a list in the model's tag order",
+    )
     top_k: int = Field(10, ge=1, le=MAX_TOP_K, description="tags to return")
 
 

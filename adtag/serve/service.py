@@ -17,6 +17,7 @@ import numpy as np
 from adtag import __version__, runtime
 from adtag.data.manifest import Item
 from adtag.data.modalities import EXTRA, load_array
+from adtag.data.scores import score_vector
 from adtag.errors import AdtagError
 from adtag.models.tagger import Tagger
 from adtag.serve.errors import ApiError
@@ -130,7 +131,19 @@ class TaggingService:
                 raise ApiError(422, f"{where}.extra.{name}: unknown extra; the model has {columns}")
             if not np.isfinite(v):
                 raise ApiError(422, f"{where}.extra.{name}: must be a finite number")
-        return Item(id=req.id, text=dict(req.text), features=features, extra=dict(req.extra))  # type: ignore[arg-type]
+        scores: dict[str, np.ndarray] = {}
+        score_names = [n for n, s in self.specs.items() if s.kind == "scores"]
+        for name, value in req.scores.items():
+            if name not in score_names:
+                raise ApiError(422, f"{where}.scores.{name}: unknown score modality; the model has {score_names}")
+            try:
+                raw = value if isinstance(value, dict) else np.asarray(value, dtype=np.float32)
+                scores[name] = score_vector(raw, self.specs[name].columns, f"{where}.scores.{name}")
+            except AdtagError as exc:
+                raise ApiError(422, str(exc)) from None
+        item = Item(id=req.id, text=dict(req.text), features=features, extra=dict(req.extra))  # type: ignore[arg-type]
+        item.scores = dict(scores)
+        return item
 
     def explain(self, items: list[Item], top_k: int | list[int]) -> list[list[dict[str, Any]]]:
         """Top tags per item; runs on the predict pool's single thread (the tagger is not shared)."""
