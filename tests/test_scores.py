@@ -160,7 +160,7 @@ def _scored_manifest(tmp_path: Path, n: int = 80, in_sample: bool = False) -> tu
     rows = {}
     for it in read_items(m):
         y = np.array([t in it.tags for t in GEN_TAGS], float)
-        s = y if in_sample else np.clip(0.55 * y + 0.45 * rng.random(len(GEN_TAGS)), 0, 1)
+        s = y if in_sample else np.clip(0.3 * y + 0.7 * rng.random(len(GEN_TAGS)), 0, 1)
         if in_sample or rng.random() < 0.9:  # the model did not score every item
             rows[f"{it.id}.mp4"] = dict(zip(GEN_TAGS, s.round(4).tolist(), strict=True))
     rows["not_in_manifest.mp4"] = {GEN_TAGS[0]: 0.5}
