@@ -10,7 +10,7 @@ from adtag.cli import main
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, dict, list[str]]:
-    from adtag.demo.run import run_demo
+    from adtag_demo.run import run_demo
 
     out = tmp_path_factory.mktemp("demo")
     lines: list[str] = []
@@ -46,7 +46,7 @@ def test_demo_writes_every_artefact(demo):
 
 
 def test_second_run_reuses_features_and_branches(demo):
-    from adtag.demo.run import run_demo
+    from adtag_demo.run import run_demo
 
     out, first, _ = demo
     lines: list[str] = []

@@ -143,7 +143,7 @@ def test_pooled_pr_curve_counts_missing_positives() -> None:
 
 
 def test_thumbnail_strip_from_a_real_video(tmp_path: Path) -> None:
-    from adtag.demo.encode import write_mp4
+    from adtag_demo.encode import write_mp4
 
     path = tmp_path / "v.mp4"
     colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]], np.uint8)

@@ -31,7 +31,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from adtag.demo.run import run_demo
+    from adtag_demo.run import run_demo
 
     setup(args)
     run_demo(

@@ -26,7 +26,7 @@ def embedded_font_css(text: str, family: str = "adtag-cjk") -> str:
     """An ``@font-face`` rule with a subset font covering ``text``; "" when not needed or possible."""
     if not _needs_cjk(text):
         return ""
-    from adtag.demo.fonts import find_cjk_font
+    from adtag_demo.fonts import find_cjk_font
 
     choice = find_cjk_font()
     if choice.path is None:

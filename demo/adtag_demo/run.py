@@ -40,7 +40,7 @@ def run_demo(
     progress: bool = True,
     log=print,
 ) -> dict[str, Any]:
-    from adtag.demo.corpus import corpus_notes, generate_corpus
+    from adtag_demo.corpus import corpus_notes, generate_corpus
     from adtag.features.extract import extract_to_dir
     from adtag.features.inputs import discover_inputs
     from adtag.report import render_report, thumbnail_strip
