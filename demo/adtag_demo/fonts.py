@@ -1,95 +1,23 @@
-"""Find a font that draws Chinese, and render caption text to RGBA images.
+"""Render caption text to RGBA images, in a font that draws Chinese when one is installed.
 
-Captions must be large and legible so that the OCR stage really reads them. The font comes
-from the ``noto-cjk-sans-otc`` package (Noto Sans CJK, installed from PyPI with adtag), then
-from common system locations; without any CJK font the Latin half of each caption is drawn
-with Pillow's built-in font and the fallback is reported, never hidden.
+Captions must be large and legible so that the OCR stage really reads them. The font is found
+by ``adtag.report.fonts.find_cjk_font`` (the packaged Noto Sans CJK, then system fonts); without
+any CJK font the Latin half of each caption is drawn with Pillow's built-in font.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import shutil
-import subprocess
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-log = logging.getLogger(__name__)
+from adtag.report.fonts import FontChoice, find_cjk_font
 
-SYSTEM_CANDIDATES = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-)
+__all__ = ["FontChoice", "drawable", "find_cjk_font", "load_font", "render_text"]
+
 _CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]")
-
-
-@dataclass(frozen=True)
-class FontChoice:
-    """Where the caption font comes from; ``cjk`` is False when only Latin text can be drawn."""
-
-    path: str | None
-    index: int
-    name: str
-    cjk: bool
-
-
-def _face_index(path: str) -> int:
-    """In a collection, prefer the Simplified Chinese face (Noto's 'SC')."""
-    for i in range(12):
-        try:
-            family = ImageFont.truetype(path, 12, index=i).getname()[0]
-        except OSError:
-            break
-        if family.endswith(" SC") or "SC" in family.split():
-            return i
-    return 0
-
-
-def _packaged_font() -> str | None:
-    try:
-        import noto_cjk_sans_otc  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    return str(noto_cjk_sans_otc.FONT_PATH)
-
-
-def _fc_list_font() -> str | None:
-    if shutil.which("fc-list") is None:
-        return None
-    try:
-        out = subprocess.run(
-            ["fc-list", ":lang=zh", "file"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    files = sorted(line.split(":")[0].strip() for line in out.splitlines() if line.strip())
-    return files[0] if files else None
-
-
-def find_cjk_font(candidates: tuple[str, ...] | None = None) -> FontChoice:
-    """The first usable CJK font: the packaged Noto, then system fonts, then Latin-only.
-
-    ``candidates`` replaces the search list (tests use it to exercise the fallback).
-    """
-    if candidates is None:
-        found = [_packaged_font(), *SYSTEM_CANDIDATES, _fc_list_font()]
-        candidates = tuple(p for p in found if p)
-    for path in candidates:
-        try:
-            index = _face_index(path)
-            font = ImageFont.truetype(path, 24, index=index)
-        except OSError:
-            continue
-        if font.getbbox("中")[2] > 0:
-            return FontChoice(path, index, " ".join(font.getname()), True)
-    log.warning("no CJK font found: captions are drawn in English only (pip install noto-cjk-sans-otc)")
-    return FontChoice(None, 0, "Pillow default (Latin only)", False)
 
 
 @lru_cache(maxsize=64)

@@ -40,10 +40,10 @@ def run_demo(
     progress: bool = True,
     log=print,
 ) -> dict[str, Any]:
-    from adtag_demo.corpus import corpus_notes, generate_corpus
     from adtag.features.extract import extract_to_dir
     from adtag.features.inputs import discover_inputs
     from adtag.report import render_report, thumbnail_strip
+    from adtag_demo.corpus import corpus_notes, generate_corpus
 
     out = Path(out)
     times: dict[str, float] = {}
