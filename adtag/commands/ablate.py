@@ -6,12 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from adtag.ablation import FUSION_ROWS, run_ablation
-from adtag.ablation_report import to_markdown, write_ablation
-from adtag.commands._common import add_data_options, setup
-from adtag.data.manifest import load_manifest
-from adtag.data.vocab import Vocabulary
-from adtag.models.tagger import TrainConfig
+from adtag.commands._common import add_data_options, check_training_input, setup
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -33,8 +28,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--fusions",
         type=lambda s: tuple(x for x in s.split(",") if x),
-        default=FUSION_ROWS,
-        help=f"fusion rows to run (default: {','.join(FUSION_ROWS)})",
+        default=None,
+        help="comma-separated fusion rows to run (default: every row of the paper's fusion table)",
     )
     add_data_options(p)
     return p
@@ -42,6 +37,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     setup(args)
+    from adtag.ablation import FUSION_ROWS, run_ablation
+    from adtag.ablation_report import to_markdown, write_ablation
+    from adtag.data.manifest import load_manifest
+    from adtag.data.vocab import Vocabulary
+    from adtag.models.tagger import TrainConfig
+
+    check_training_input(args.manifest)
     items = load_manifest(args.manifest)
     missing = [it.id for it in items if not it.tags]
     if missing:
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         vocab,
         cfg,
         outer_folds=args.folds,
-        fusions=args.fusions,
+        fusions=args.fusions or FUSION_ROWS,
         progress=not args.quiet,
         dataset=str(args.manifest),
     )

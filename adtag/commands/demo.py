@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from adtag.commands._common import add_threads, setup
+from adtag.commands._common import add_progress, add_threads, setup
 from adtag.errors import AdtagError
 
 DEMO_MISSING = (
@@ -34,7 +34,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5, help="K for the meta-features (default: 5)")
     p.add_argument("--ablation-folds", type=int, default=5, help="outer folds of the ablation (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress(p)
     add_threads(p)
     return p
 

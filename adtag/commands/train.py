@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from adtag.commands._common import add_data_options, setup
-from adtag.data.manifest import load_manifest
-from adtag.data.vocab import Vocabulary
-from adtag.features.store import manifest_encoders
-from adtag.models.tagger import ALL_FUSIONS, Tagger, TrainConfig
+from adtag.commands._common import add_data_options, check_training_input, setup
+
+# Imported only by run(): torch and scikit-learn take seconds to load, 'adtag --help' must not wait.
+FUSION_HELP = (
+    "stack: default tag-wise stacker; paper: the paper's 3-layer DNN stacker; mean: plain averaging "
+    "of branch scores; concat/sum/max/attention: the paper's fusion baselines (default: stack)"
+)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -25,13 +27,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("manifest", type=Path, help="manifest.jsonl, a TAAC datafile / tagging_info.txt, or a TAAC folder")
     p.add_argument("--out", type=Path, required=True, help="model folder to write (replaced atomically)")
-    p.add_argument(
-        "--fusion",
-        choices=ALL_FUSIONS,
-        default="stack",
-        help="stack: default tag-wise stacker; paper: the paper's 3-layer DNN stacker; mean: plain averaging "
-        "of branch scores; concat/sum/max/attention: the paper's fusion baselines (default: stack)",
-    )
+    # No argparse choices: the names live in the fusion registry, checked when the model is built.
+    p.add_argument("--fusion", default="stack", metavar="FUSION", help=FUSION_HELP)
     p.add_argument("--folds", type=int, default=5, help="K for the out-of-fold meta-features (default: 5)")
     p.add_argument("--no-joint", action="store_true", help="leave out the early-fusion branch over all modalities")
     add_data_options(p)
@@ -40,6 +37,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     setup(args)
+    from adtag.data.manifest import load_manifest
+    from adtag.data.vocab import Vocabulary
+    from adtag.features.store import manifest_encoders
+    from adtag.models.tagger import Tagger, TrainConfig
+
+    check_training_input(args.manifest)
     items = load_manifest(args.manifest)
     vocab = Vocabulary.from_file(args.vocab) if args.vocab else None
     cfg = TrainConfig(

@@ -239,5 +239,4 @@ def render_report(
         pr=_pr(predictions, truth),
         gallery=_gallery(gallery, held_out),
     )
-    write_text(Path(path), out)
-    os.chmod(path, 0o644)  # the atomic temp file is private; a report is meant to be shared
+    write_text(Path(path), out)  # atomic, with the usual umask-based mode: a report is meant to be shared
