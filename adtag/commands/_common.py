@@ -34,6 +34,11 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
         "--vocab", type=Path, default=None, help="tag vocabulary (label_id.txt: tag<TAB>id); default: the tags seen"
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a modality, extra field or tag used by fewer than 5 items (a likely typo) is an error, not a warning",
+    )
     add_progress(p)
     add_threads(p)
 
@@ -70,6 +75,22 @@ def check_training_input(path: Path) -> None:
             f"'adtag extract {path} --out feats/', add \"tags\" to the items of feats/manifest.jsonl, "
             "then 'adtag train feats/manifest.jsonl --out model/'"
         )
+
+
+def load_training_data(args: argparse.Namespace):
+    """The items and vocabulary of train and ablate, with mix-ups and likely typos reported."""
+    import sys
+
+    from adtag.data.manifest import load_manifest
+    from adtag.data.typos import check_names
+    from adtag.data.vocab import Vocabulary
+
+    check_training_input(args.manifest)
+    items = load_manifest(args.manifest)
+    vocab = Vocabulary.from_file(args.vocab) if args.vocab else None
+    known = vocab.tags if vocab is not None else ()
+    check_names(items, args.manifest, known, strict=args.strict, warn=lambda m: print(m, file=sys.stderr))
+    return items, vocab
 
 
 def check_model_dir(model_dir: Path, command: str, second: str) -> None:

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from adtag.commands._common import add_data_options, check_training_input, setup
+from adtag.commands._common import add_data_options, load_training_data, setup
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -39,12 +39,9 @@ def run(args: argparse.Namespace) -> int:
     setup(args)
     from adtag.ablation import FUSION_ROWS, run_ablation
     from adtag.ablation_report import to_markdown, write_ablation
-    from adtag.data.manifest import load_manifest
-    from adtag.data.vocab import Vocabulary
     from adtag.models.tagger import TrainConfig
 
-    check_training_input(args.manifest)
-    items = load_manifest(args.manifest)
+    items, vocab = load_training_data(args)
     missing = [it.id for it in items if not it.tags]
     if missing:
         from adtag.errors import AdtagError
@@ -52,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
         raise AdtagError(
             f"{args.manifest}: ablation needs tags on every item; {len(missing)} lack them, e.g. {missing[:3]}"
         )
-    vocab = Vocabulary.from_file(args.vocab) if args.vocab else None
     cfg = replace(TrainConfig(), folds=args.inner_folds, seed=args.seed, modalities=args.modalities)
     result = run_ablation(
         items,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from adtag.commands._common import add_data_options, check_training_input, setup
+from adtag.commands._common import add_data_options, load_training_data, setup
 
 # Imported only by run(): torch and scikit-learn take seconds to load, 'adtag --help' must not wait.
 FUSION_HELP = (
@@ -37,14 +37,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     setup(args)
-    from adtag.data.manifest import load_manifest
-    from adtag.data.vocab import Vocabulary
     from adtag.features.store import manifest_encoders
     from adtag.models.tagger import Tagger, TrainConfig
 
-    check_training_input(args.manifest)
-    items = load_manifest(args.manifest)
-    vocab = Vocabulary.from_file(args.vocab) if args.vocab else None
+    items, vocab = load_training_data(args)
     cfg = TrainConfig(
         fusion=args.fusion,
         folds=args.folds,
