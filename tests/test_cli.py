@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,16 @@ def test_nothing_to_score_gives_each_reason_once(trained, tmp_path: Path, capsys
     line = next(x for x in err.splitlines() if "broken.mp4" in x)
     assert line.count("broken.mp4") == 1 and len(line.split("broken.mp4", 1)[1].strip(": ")) > 5  # a reason
     assert not (tmp_path / "p.json").exists()
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
+    demo_cmd, test_cmd = blocks[0].strip(), blocks[1].strip()
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
+    assert ci == test_cmd
+    # Both work where system-wide pip is refused (PEP 668): they install into a virtual environment.
+    for cmd in (demo_cmd, test_cmd):
+        assert "python3 -m venv .venv && .venv/bin/pip install" in cmd and "-e ./demo" in cmd
+        assert "download.pytorch.org/whl/cpu" in cmd  # the CPU-only torch build
+    assert demo_cmd.endswith(".venv/bin/adtag demo") and test_cmd.endswith(".venv/bin/python -m pytest")
