@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from adtag.models.tagger import Tagger
 
     check_model_dir(args.model_dir, "predict", "INPUT")
+    print(f"loading the model from {args.model_dir}", file=sys.stderr)
     tagger = Tagger.load(args.model_dir)
     items, failures = items_from_input(args.input, tagger, args.language)
     if not items:
