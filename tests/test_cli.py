@@ -130,9 +130,10 @@ def test_swapped_model_and_videos_are_named(tmp_path: Path, capsys) -> None:
 
 
 def test_unknown_fusion_is_a_clear_error(manifest: Path, tmp_path: Path, capsys) -> None:
-    assert main(["train", str(manifest), "--out", str(tmp_path / "m"), "--fusion", "stak", "--quiet"]) == 2
+    with pytest.raises(SystemExit) as exc:  # argparse checks --fusion against the fusion registry
+        main(["train", str(manifest), "--out", str(tmp_path / "m"), "--fusion", "stak", "--quiet"])
     err = capsys.readouterr().err
-    assert "stak" in err and "stack" in err and not (tmp_path / "m").exists()
+    assert exc.value.code == 2 and "stak" in err and "stack" in err and not (tmp_path / "m").exists()
 
 
 def test_nothing_to_score_gives_each_reason_once(trained, tmp_path: Path, capsys) -> None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from adtag.commands._common import add_data_options, load_training_data, setup
+from adtag.models.fusions import FUSIONS  # the registry alone: numpy, no torch or scikit-learn
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -28,8 +29,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--fusions",
         type=lambda s: tuple(x for x in s.split(",") if x),
-        default=None,
-        help="comma-separated fusion rows to run (default: every row of the paper's fusion table)",
+        default=tuple(FUSIONS),
+        help=f"fusion rows to run (default: {','.join(FUSIONS)})",
     )
     add_data_options(p)
     return p
@@ -37,7 +38,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     setup(args)
-    from adtag.ablation import FUSION_ROWS, run_ablation
+    from adtag.ablation import run_ablation
     from adtag.ablation_report import to_markdown, write_ablation
     from adtag.models.tagger import TrainConfig
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         vocab,
         cfg,
         outer_folds=args.folds,
-        fusions=args.fusions or FUSION_ROWS,
+        fusions=args.fusions,
         progress=not args.quiet,
         dataset=str(args.manifest),
     )

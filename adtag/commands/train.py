@@ -6,12 +6,10 @@ import argparse
 from pathlib import Path
 
 from adtag.commands._common import add_data_options, load_training_data, setup
+from adtag.models.fusions import FUSIONS  # the registry alone: numpy, no torch or scikit-learn
 
-# Imported only by run(): torch and scikit-learn take seconds to load, 'adtag --help' must not wait.
-FUSION_HELP = (
-    "stack: default tag-wise stacker; paper: the paper's 3-layer DNN stacker; mean: plain averaging "
-    "of branch scores; concat/sum/max/attention: the paper's fusion baselines (default: stack)"
-)
+# The rest of the model layer is imported by run(): torch and scikit-learn take seconds to load,
+# and 'adtag --help' must not wait for them.
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -27,8 +25,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("manifest", type=Path, help="manifest.jsonl, a TAAC datafile / tagging_info.txt, or a TAAC folder")
     p.add_argument("--out", type=Path, required=True, help="model folder to write (replaced atomically)")
-    # No argparse choices: the names live in the fusion registry, checked when the model is built.
-    p.add_argument("--fusion", default="stack", metavar="FUSION", help=FUSION_HELP)
+    p.add_argument(
+        "--fusion",
+        choices=list(FUSIONS),
+        default="stack",
+        help="; ".join(f"{f.name}: {f.description}" for f in FUSIONS.values()) + " (default: stack)",
+    )
     p.add_argument("--folds", type=int, default=5, help="K for the out-of-fold meta-features (default: 5)")
     p.add_argument("--no-joint", action="store_true", help="leave out the early-fusion branch over all modalities")
     add_data_options(p)
