@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 
 from adtag.models import tokenize
+from adtag.models.featurize import TextFeaturizer
 from adtag.models.tokenize import MAX_RUN, ngrams, words
 
 from .conftest import shared_data
@@ -56,3 +58,18 @@ def test_short_runs_are_not_cut():
 def test_ngrams_pairs_neighbouring_words():
     assert ngrams("red car fast") == ["red", "car", "fast", "red car", "car fast"]
     assert words("") == [] and ngrams("") == []
+
+
+def _vocab(n_docs: int) -> dict[str, int]:
+    docs = [f"common filler{i % 40}" for i in range(n_docs)]
+    docs[0] += " twice"
+    docs[1] += " twice"
+    for k in range(3):
+        docs[10 + k] += " thrice"
+    return TextFeaturizer().fit(docs, np.ones(n_docs, bool)).vocabulary_
+
+
+def test_large_corpora_drop_ngrams_seen_in_only_two_documents():
+    small, large = _vocab(300), _vocab(TextFeaturizer.LARGE_CORPUS)
+    assert "twice" in small and "thrice" in small
+    assert "twice" not in large and "thrice" in large and "common" in large
