@@ -44,7 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         nargs="*",
         metavar="INPUT",
         help="a video file, a folder of videos (searched recursively; an item's id is its path inside the "
-        "folder without the suffix), or a manifest (.jsonl) whose items have 'video' paths (tags are carried over)",
+        "folder without the suffix, with the suffix where two files would share an id: ad.mp4, ad.avi), "
+        "or a manifest (.jsonl) whose items have 'video' paths (tags are carried over)",
     )
     p.add_argument("--out", "-o", metavar="FEATURE_DIR", help="folder for the features and manifest.jsonl (required)")
     p.add_argument(
@@ -122,7 +123,10 @@ def run(args: argparse.Namespace) -> int:
         from adtag.encoders.asr import check_language
 
         check_language(args.language)
-    inputs = discover_inputs(args.inputs)
+    notes: list[str] = []
+    inputs = discover_inputs(args.inputs, notes)
+    for note in notes:
+        print(f"adtag: note: {note}", file=sys.stderr)
     if not inputs:
         raise AdtagError(f"no video files found in {', '.join(args.inputs)}")
     out = Path(args.out)
