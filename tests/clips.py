@@ -126,8 +126,9 @@ def make_panning_clip(
 ) -> Path:
     """The camera pans and zooms over real photographs (scikit-learn's), with a hard cut every
     ``cut_every`` s and burnt-in captions: every sampled frame differs from the last in its pixels
-    while the caption text stays put. No soundtrack."""
+    while the caption text stays put. Captions in Noto Sans CJK, white with a dark outline. No soundtrack."""
     import cv2
+    from noto_cjk_sans_otc import FONT_PATH
     from sklearn.datasets import load_sample_images
 
     photos = load_sample_images().images
@@ -151,7 +152,7 @@ def make_panning_clip(
             draw = ImageDraw.Draw(img)
             for start, end, text in captions:
                 if start <= t < end:
-                    font = ImageFont.load_default(size=max(10, height // 12))
+                    font = ImageFont.truetype(str(FONT_PATH), size=max(10, height // 12), index=2)
                     box = draw.textbbox((0, 0), text, font=font, stroke_width=2)
                     x, y = (width - (box[2] - box[0])) // 2, int(height * 0.8)
                     draw.text((x, y), text, font=font, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))

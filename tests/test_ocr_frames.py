@@ -28,7 +28,7 @@ def test_pans_zooms_and_cuts_do_not_trigger_ocr_but_new_captions_do(reader, tmp_
     # Every sampled frame differs in its pixels (a pan and zoom over photographs, shake, a cut at
     # 2 s and 4 s); the captions change at 3 s, leave at 4.5 s and a third one appears at 5 s.
     captions = [(0, 3, "SUMMER SALE"), (3, 4.5, "FREE DELIVERY"), (5, 7, "NEW ARRIVALS")]
-    clip = make_panning_clip(tmp_path / "pan.mp4", seconds=7.0, captions=captions)
+    clip = make_panning_clip(tmp_path / "pan.mp4", seconds=7.0, width=640, height=360, captions=captions)
     tracker = _track(reader, clip)
     assert tracker.text.replace(" ", "") == "SUMMERSALEFREEDELIVERYNEWARRIVALS"
     assert tracker.frames_seen == 14

@@ -39,8 +39,8 @@ class OcrPolicy:
     probe_seconds: float = 1.0  # how often the text-region probe looks for new text
     probe_side: int = 320  # long side of the probe's text detection
     max_per_second: float = 1.0  # full OCR calls per second of video, at most
-    stroke_change: int = 40  # a stroke pixel that moved by more than this changed
-    changed_share: float = 0.1  # a line whose strokes changed this much is new text (or gone)
+    stroke_change: int = 40  # a stroke is this much brighter (darker) than pixels next to it, twice
+    changed_share: float = 0.3  # a line that lost this share of its strokes is new text (or gone)
 
 
 @dataclass
@@ -49,7 +49,7 @@ class _Seen:
 
     line: OcrLine
     box: Box  # in the frame's pixels
-    masks: tuple[np.ndarray, np.ndarray]  # bright and dark strokes
+    masks: list[tuple[int, np.ndarray]]  # (0 bright / 1 dark, stroke pixels)
     pixels: np.ndarray  # the box's grey pixels when it was read
 
 
@@ -92,13 +92,17 @@ class OcrTracker:
 
     def _changed(self, seen: _Seen, grey: np.ndarray) -> bool:
         x0, y0, x1, y1 = seen.box
-        now = grey[y0:y1, x0:x1]
+        now = grey[y0:y1, x0:x1].astype(np.int16)
         if now.shape != seen.pixels.shape:
             return True
-        moved = np.abs(now.astype(np.int16) - seen.pixels) > self.policy.stroke_change
-        # Text that stays keeps the strokes of one polarity (its fill, or its outline) while the
-        # picture behind moves; new text or none leaves neither.
-        return min(float(moved[m].mean()) for m in seen.masks) > self.policy.changed_share
+        # Text that stays keeps its strokes (its fill, or its outline) while the picture behind
+        # moves; new text, or none, leaves few of them. A stroke pixel stays a stroke pixel of the
+        # same polarity through the blur of compression, where its grey level does not.
+        if not seen.masks:  # no strokes to follow: any change of the pixels counts
+            return float(np.abs(now - seen.pixels).mean()) > self.policy.stroke_change / 4
+        strokes = _strokes(now, self.policy)
+        lost = [float((old & ~strokes[k]).sum()) / float(old.sum()) for k, old in seen.masks]
+        return min(lost) > self.policy.changed_share
 
     def _new_text(self, frame: SampledFrame, grey: np.ndarray) -> bool:
         """The probe: text detection on a small image; True if it finds text outside the known boxes."""
@@ -151,7 +155,9 @@ class OcrTracker:
             max(y0 + 1, min(h, int(np.ceil(line.box[3] * scale)))),
         )
         pixels = grey[y0:y1, x0:x1].astype(np.int16)
-        return _Seen(line, (x0, y0, x1, y1), _strokes(pixels, self.policy), pixels)
+        # A polarity with (almost) no stroke pixels says nothing: leave it out.
+        masks = [(k, m) for k, m in enumerate(_strokes(pixels, self.policy)) if m.sum() >= 8]
+        return _Seen(line, (x0, y0, x1, y1), masks, pixels)
 
     @property
     def text(self) -> str:
@@ -162,19 +168,14 @@ class OcrTracker:
 def _strokes(pixels: np.ndarray, policy: OcrPolicy) -> tuple[np.ndarray, np.ndarray]:
     """Bright and dark stroke pixels of a text box: pixels near the brightest (darkest) of their
     7x7 neighbourhood with a much darker (brighter) one in it, as glyphs with an outline or on a
-    plain band have; their edges are left out (they blur from one compressed frame to the next)."""
+    plain band have (and not a bright sky behind the text)."""
     import cv2
 
     img = pixels.astype(np.uint8)
     near = np.ones((7, 7), np.uint8)
     low, high = cv2.erode(img, near).astype(np.int16), cv2.dilate(img, near).astype(np.int16)
     contrast, close = 2 * policy.stroke_change, policy.stroke_change
-    bright = (pixels - low > contrast) & (high - pixels < close)
-    dark = (high - pixels > contrast) & (pixels - low < close)
-    core = np.ones((3, 3), np.uint8)
-    masks = [cv2.erode(m.astype(np.uint8), core).astype(bool) for m in (bright, dark)]
-    # A polarity with (almost) no stroke pixels says nothing: let it read as changed.
-    return tuple(m if m.sum() >= 8 else np.ones_like(m) for m in masks)  # type: ignore[return-value]
+    return (pixels - low > contrast) & (high - pixels < close), (high - pixels > contrast) & (pixels - low < close)
 
 
 def _area(b: Box) -> float:
