@@ -108,8 +108,8 @@ def stage_extract(truths: list[dict]) -> dict:
 # -- the driver ------------------------------------------------------------------------------------
 
 
-def in_tree(tree: Path, stage: str, footage: Path) -> dict:
-    cmd = [sys.executable, __file__, "--stage", stage, "--footage", str(footage)]
+def in_tree(tree: Path, stage: str, footage: Path, max_seconds: float) -> dict:
+    cmd = [sys.executable, __file__, "--stage", stage, "--footage", str(footage), "--max-seconds", str(max_seconds)]
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "ORT_DISABLE_TELEMETRY": "1"}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=tree)
     if done.returncode != 0:
@@ -117,11 +117,11 @@ def in_tree(tree: Path, stage: str, footage: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def cli(tree: Path, folder: Path, out: Path) -> dict:
-    """``adtag extract FOLDER --workers 2`` from ``tree``: CPU-s of the command and all its workers."""
+def cli(tree: Path, videos: list[str], out: Path) -> dict:
+    """``adtag extract VIDEO... --workers 2`` from ``tree``: CPU-s of the command and all its workers."""
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(tree), "ORT_DISABLE_TELEMETRY": "1"}
-    cmd = [sys.executable, "-m", "adtag.commands.extract", str(folder), "--out", str(out), "--workers", "2"]
+    cmd = [sys.executable, "-m", "adtag.commands.extract", *videos, "--out", str(out), "--workers", "2"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter()
     done = subprocess.run([*cmd, "--no-progress"], env=env, capture_output=True, text=True, check=False, cwd=tree)
@@ -169,12 +169,16 @@ def main() -> None:
     ap.add_argument("--footage", default=os.path.join(tempfile.gettempdir(), "adtag-footage"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "footage.json"))
     ap.add_argument("--skip-cli", action="store_true", help="only the per-stage profile")
+    ap.add_argument(
+        "--max-seconds", type=float, default=60.0, help="only the mixed clips this long or shorter (default: all)"
+    )
     ap.add_argument("--stage", help=argparse.SUPPRESS)
     args = ap.parse_args()
     footage = Path(args.footage)
     mixed_dir, four_dir = footage / "mixed", footage / "four720p"
     if args.stage:  # PYTHONPATH picks the code tree; read the ground truth the driver wrote
         truths = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(mixed_dir.glob("*.json"))]
+        truths = [t for t in truths if t["seconds"] <= args.max_seconds]
         fn = {"decode": stage_decode, "extract": stage_extract}[args.stage]
         print(json.dumps(fn(truths), default=float, ensure_ascii=False))
         return
@@ -183,8 +187,8 @@ def main() -> None:
     from benchmarks.footage import FOUR_720P, MIXED, make_footage
 
     t = cpu()
-    truths = make_footage(mixed_dir, MIXED)
-    make_footage(four_dir, FOUR_720P)
+    truths = make_footage(mixed_dir, [s for s in MIXED if s.seconds <= args.max_seconds])
+    four_paths = [t["path"] for t in make_footage(four_dir, FOUR_720P)]
     print(f"footage ready ({cpu() - t:.0f} CPU-s to generate)", file=sys.stderr)
     mixed_seconds = sum(x["seconds"] for x in truths)
     four_seconds = sum(s.seconds for s in FOUR_720P)
@@ -198,13 +202,13 @@ def main() -> None:
         "footage": {"mixed_clips": len(truths), "mixed_seconds": mixed_seconds, "four_720p_seconds": four_seconds},
     }
     print("decode floor ...", file=sys.stderr)
-    results["decode"] = in_tree(ROOT, "decode", footage)
+    results["decode"] = in_tree(ROOT, "decode", footage, args.max_seconds)
     floor = results["decode"]["cpu_s"] / mixed_seconds
     work = Path(tempfile.mkdtemp(prefix="adtag-footage-run-"))
     try:
         for label, tree in trees.items():
             print(f"{label}: per-stage profile ...", file=sys.stderr)
-            prof = in_tree(tree, "extract", footage)
+            prof = in_tree(tree, "extract", footage, args.max_seconds)
             entry = {"profile": prof, "quality": score(prof, truths)}
             entry["per_video_s"] = {
                 "all": prof["cpu_s"] / mixed_seconds,
@@ -214,9 +218,9 @@ def main() -> None:
             }
             if not args.skip_cli:
                 print(f"{label}: adtag extract, mixed batch ...", file=sys.stderr)
-                mixed = cli(tree, mixed_dir, work / f"{label}-mixed")
+                mixed = cli(tree, [t["path"] for t in truths], work / f"{label}-mixed")
                 print(f"{label}: adtag extract, four 30 s 720p ...", file=sys.stderr)
-                four = cli(tree, four_dir, work / f"{label}-four")
+                four = cli(tree, four_paths, work / f"{label}-four")
                 entry["cli"] = {
                     "mixed": {**mixed, "cpu_per_video_s": mixed["cpu_s"] / mixed_seconds},
                     "four_720p": {**four, "cpu_per_video_s": four["cpu_s"] / four_seconds},

@@ -13,7 +13,7 @@ DESCRIPTION = """\
 Decode each video once and run the per-modality encoders (all weights ship inside installed
 packages; nothing is downloaded): EfficientNet-Lite0 on a frame every 0.5 s -> 'frames' (T, 1280);
 the Whisper-base encoder per 0.96 s -> 'audio' (T, 512); speech recognition -> text 'asr';
-PP-OCRv4 on frames whose content changed -> text 'ocr'; multilingual-e5-small on both texts ->
+PP-OCRv4 on frames whose text changed -> text 'ocr'; multilingual-e5-small on both texts ->
 'ocr_emb', 'asr_emb' (384); container metadata -> 'extra'. A modality a video lacks is left out.
 
 Writes FEATURE_DIR/manifest.jsonl (one item per video, paths to .npy files under FEATURE_DIR/items/). The run is

@@ -37,7 +37,7 @@ class OcrPolicy:
 
     width: int = 960  # OCR input width: captions of 720p/1080p ads still read exactly
     probe_seconds: float = 1.0  # how often the text-region probe looks for new text
-    probe_side: int = 320  # long side of the probe's text detection
+    probe_side: int = 256  # long side of the probe's text detection (256: 40% cheaper than 320, same recall here)
     max_per_second: float = 1.0  # full OCR calls per second of video, at most
     stroke_change: int = 40  # a stroke is this much brighter (darker) than pixels next to it, twice
     changed_share: float = 0.3  # a line that lost this share of its strokes is new text (or gone)
