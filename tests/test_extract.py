@@ -228,4 +228,4 @@ def test_files_whose_ids_collide_keep_their_suffix_and_extract_imports_no_torch(
     assert [line for line in done.stderr.splitlines() if "note:" in line] == [f"adtag: note: {notes[0]}"]
     items = {it.id: it for it in read_items(out / "manifest.jsonl")}
     assert set(items) == {"ad.avi", "ad.mp4", "other"}
-    assert items["ad.avi"].video.name == "ad.avi" and np.load(items["ad.avi"].features["frames"]).shape[0] == 2
+    assert items["ad.avi"].video.name == "ad.avi" and np.load(items["ad.avi"].features["frames"]).shape[0] >= 2

@@ -40,7 +40,7 @@ class OcrPolicy:
     probe_side: int = 256  # long side of the probe's text detection (256: 40% cheaper than 320, same recall here)
     max_per_second: float = 1.0  # full OCR calls per second of video, at most
     stroke_change: int = 40  # a stroke is this much brighter (darker) than pixels next to it, twice
-    changed_share: float = 0.3  # a line that lost this share of its strokes is new text (or gone)
+    changed_share: float = 0.4  # a line that lost this share of its strokes is new text (or gone)
 
 
 @dataclass
@@ -95,14 +95,15 @@ class OcrTracker:
         now = grey[y0:y1, x0:x1].astype(np.int16)
         if now.shape != seen.pixels.shape:
             return True
-        # Text that stays keeps its strokes (its fill, or its outline) while the picture behind
-        # moves; new text, or none, leaves few of them. A stroke pixel stays a stroke pixel of the
-        # same polarity through the blur of compression, where its grey level does not.
+        # Text that stays keeps its strokes while the picture behind moves; new text, or none,
+        # leaves few of them. A stroke pixel stays a stroke pixel of the same polarity through the
+        # blur of compression, where its grey level does not. The polarity followed is the one
+        # with fewer stroke pixels: the glyphs, not the band or the outline around them.
         if not seen.masks:  # no strokes to follow: any change of the pixels counts
             return float(np.abs(now - seen.pixels).mean()) > self.policy.stroke_change / 4
-        strokes = _strokes(now, self.policy)
-        lost = [float((old & ~strokes[k]).sum()) / float(old.sum()) for k, old in seen.masks]
-        return min(lost) > self.policy.changed_share
+        k, old = min(seen.masks, key=lambda km: int(km[1].sum()))
+        lost = float((old & ~_strokes(now, self.policy)[k]).sum()) / float(old.sum())
+        return lost > self.policy.changed_share
 
     def _new_text(self, frame: SampledFrame, grey: np.ndarray) -> bool:
         """The probe: text detection on a small image; True if it finds text outside the known boxes."""
