@@ -304,8 +304,13 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=500)
     ap.add_argument("--large", default=None, help="sets also stacked on all their scored items (default: --sets)")
     ap.add_argument("--out", default=None, help="write scores.{md,json} to this folder")
+    ap.add_argument("--markdown", default=None, help="only rewrite scores.md from this scores.json")
     ap.add_argument("--mixed", default=None, help="only the mixed case (scores + raw views) on these sets")
     args = ap.parse_args()
+    if args.markdown:
+        res = json.loads(Path(args.markdown).read_text())
+        Path(args.markdown).with_suffix(".md").write_text(to_markdown(res))
+        return
     if args.mixed:
         runtime.configure(1)
         res = [mixed(name) for name in args.mixed.split(",")]
@@ -350,20 +355,26 @@ def main() -> None:
                 (out / "scores.md").write_text(to_markdown(results))
 
 
+def complementary(r: dict) -> bool:
+    """The models complement each other when some baseline fusion (not adtag's) beats the best one."""
+    return max(r["mean"], r["sklearn-stacking"], r["paper"]) > r["best single"]
+
+
 def to_markdown(results: dict) -> str:
     lines = [
         f"Run {results['date']} on {results['machine']}, load {results['load_before']} -> {results['load_after']}",
         "",
         "| set | scored items | models | best single | mean | sklearn-stacking | paper | default | "
-        "default - mean | default - best | default CPU-s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "default - mean | default - best | complementary | default's rung per fold | CPU-s default / paper |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
         lines.append(
             f"| {r['set']} | {r['items']} | {len(r['models'])} | {r['best single']:.4f} | {r['mean']:.4f} | "
             f"{r['sklearn-stacking']:.4f} | {r['paper']:.4f} | **{r['default']:.4f}** | "
             f"{100 * (r['default'] - r['mean']):+.2f} | {100 * (r['default'] - r['best single']):+.2f} | "
-            f"{r['cpu_s']['default']} |"
+            f"{'yes' if complementary(r) else 'no'} | {', '.join(r['default_chose'])} | "
+            f"{r['cpu_s']['default']} / {r['cpu_s']['paper']} |"
         )
     lines.append("")
     for r in results["rows"]:
