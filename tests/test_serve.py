@@ -163,7 +163,9 @@ def as_json(item: Item) -> dict:
 
 # ---------------------------------------------------------------------------------------- behaviour
 def test_health_and_model(client: TestClient, service: TaggingService) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "model_tags": 4, "busy": {"extract": 0, "predict": 0}}
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["model_tags"] == 4 and health["saturated"] == []
+    assert health["busy"] == {"extract": 0, "predict": 0} and health["capacity"] == {"extract": 2, "predict": 65}
     m = client.get("/v1/model").json()
     assert m["tags"] == ["car", "food", "game", "sale"]
     assert m["video_uploads"] is True and set(m["encoders"]) == {"visual", "audio", "asr", "ocr", "text"}

@@ -37,13 +37,18 @@ def items_from_input(path: Path, tagger: Tagger, language: str | None = None) ->
     """Items ready to score, and the failures (videos that could not be read)."""
     if path.suffix in (".jsonl", ".json") or is_taac_source(path):
         return load_manifest(path), []
-    from adtag.features.extract import extract_video
+    from adtag.features.extract import get_extractor
     from adtag.features.inputs import discover_inputs
+    from adtag.tagging import check_language, read_video
 
+    if not tagger.config.encoders:
+        raise AdtagError(f"{path}: this model was trained without extraction encoders; it cannot read videos")
+    language = check_language(language)
+    extractor = get_extractor(tagger.config.encoders)
     items, failures = [], []
     for it in discover_inputs([path]):
         try:
-            items.append(extract_video(it.video, tagger.config.encoders, language=language, item_id=it.id))
+            items.append(read_video(it.video, extractor, language=language, item_id=it.id).item)
         except AdtagError as exc:
             failures.append(f"{it.video}: {exc}")
     return items, failures

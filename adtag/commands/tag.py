@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adtag.commands._common import add_threads, setup
-from adtag.models.tagger import Tagger
+from adtag.errors import AdtagError
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -30,21 +30,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def tag_video(tagger: Tagger, video: Path, top_k: int = 10, language: str | None = None) -> dict[str, Any]:
-    from adtag.features.extract import extract_video
-
-    timings: dict[str, Any] = {}
-    item = extract_video(video, tagger.config.encoders, language=language, timings=timings)
-    return {
-        "video": str(video),
-        "tags": tagger.explain([item], top_k=top_k)[0],
-        "text": dict(item.text),
-        "extra": dict(item.extra),
-        "modalities": sorted(list(item.text) + list(item.features) + (["extra"] if item.extra else [])),
-        "timings": {k: v for k, v in timings.items() if isinstance(v, int | float)},
-    }
-
-
 def format_result(res: dict[str, Any]) -> str:
     lines = [f"{res['video']}  (modalities: {', '.join(res['modalities'])})", ""]
     for row in res["tags"]:
@@ -62,7 +47,13 @@ def format_result(res: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     setup(args)
+    from adtag.models.tagger import Tagger
+    from adtag.tagging import check_language, tag_video
+
+    language = check_language(args.language)  # before the model loads: a typo fails at once
+    if not args.video.is_file():
+        raise AdtagError(f"{args.video}: video not found")
     tagger = Tagger.load(args.model_dir)
-    res = tag_video(tagger, args.video, args.top_k, args.language)
+    res = tag_video(tagger, args.video, args.top_k, language).to_json()
     print(json.dumps(res, ensure_ascii=False, indent=2) if args.json else format_result(res))
     return 0
