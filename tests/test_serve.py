@@ -33,28 +33,43 @@ WORDS = ["SALE", "GAME", "FOOD", "CAR"]
 _BUILT: dict[str, tuple[Path, Path]] = {}
 
 
-def build_video_model(root: Path) -> tuple[Path, Path]:
-    """(manifest of extracted features, model_dir), built once per test session."""
-    if "model" in _BUILT:
-        return _BUILT["model"]
-    from adtag.features.extract import extract_to_dir
-    from adtag.features.store import manifest_encoders
+ZH_TAGS = {"sale": "促销/打折", "game": "游戏/手游", "food": "美食/餐饮", "car": "汽车/出行"}
+
+
+def build_video_model(root: Path, chinese: bool = False) -> tuple[Path, Path]:
+    """(manifest of extracted features, model_dir), built once per test session.
+
+    ``chinese``: the same clips and features, trained with Chinese tag names (the page's font test)."""
+    key = "model-zh" if chinese else "model"
+    if key in _BUILT:
+        return _BUILT[key]
     from adtag.models.tagger import Tagger, TrainConfig
 
-    clips = root / "clips"
-    clips.mkdir(parents=True, exist_ok=True)
-    items = []
-    for i in range(8):
-        word = WORDS[i % 4]
-        path = make_clip(clips / f"c{i}.mp4", seconds=1.0, width=160, height=120, fps=4, captions=[(0, 1, word)])
-        items.append(Item(id=f"c{i}", tags=[word.lower()], video=path))
-    manifest, failures = extract_to_dir(items, root / "features", workers=1, threads=1, progress=False)
-    assert manifest is not None and not failures
+    if "features" not in _BUILT:
+        from adtag.features.extract import extract_to_dir
+
+        clips = root / "clips"
+        clips.mkdir(parents=True, exist_ok=True)
+        items = []
+        for i in range(8):
+            word = WORDS[i % 4]
+            path = make_clip(clips / f"c{i}.mp4", seconds=1.0, width=160, height=120, fps=4, captions=[(0, 1, word)])
+            items.append(Item(id=f"c{i}", tags=[word.lower()], video=path))
+        manifest, failures = extract_to_dir(items, root / "features", workers=1, threads=1, progress=False)
+        assert manifest is not None and not failures
+        _BUILT["features"] = (manifest, manifest)
+    manifest = _BUILT["features"][0]
+    from adtag.features.store import manifest_encoders
+
+    items = read_items(manifest)
+    if chinese:
+        for it in items:
+            it.tags = [ZH_TAGS[t] for t in it.tags or []]
     tagger = Tagger(TrainConfig(folds=2, encoders=manifest_encoders(manifest)))
-    tagger.fit(read_items(manifest), progress=False, log=lambda *a, **k: None)
-    tagger.save(root / "model")
-    _BUILT["model"] = (manifest, root / "model")
-    return _BUILT["model"]
+    tagger.fit(items, progress=False, log=lambda *a, **k: None)
+    tagger.save(root / key)
+    _BUILT[key] = (manifest, root / key)
+    return _BUILT[key]
 
 
 def sale_clip(folder: Path) -> Path:
