@@ -180,7 +180,8 @@ def as_json(item: Item) -> dict:
 def test_health_and_model(client: TestClient, service: TaggingService) -> None:
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["model_tags"] == 4 and health["saturated"] == []
-    assert health["busy"] == {"extract": 0, "predict": 0} and health["capacity"] == {"extract": 2, "predict": 65}
+    assert health["busy"] == {"receive": 0, "extract": 0, "predict": 0}
+    assert health["capacity"] == {"receive": 16, "extract": 2, "predict": 65}
     m = client.get("/v1/model").json()
     assert m["tags"] == ["car", "food", "game", "sale"]
     assert m["video_uploads"] is True and set(m["encoders"]) == {"visual", "audio", "asr", "ocr", "text"}
@@ -288,7 +289,7 @@ def test_bad_uploads_are_422_with_the_reason(client: TestClient, clip: Path, tmp
     r = client.post("/v1/tag", files={"video": ("../../etc/passwd", good, "video/mp4")})
     assert r.status_code == 200 and r.json()["id"] == "passwd"
     assert list(service.tmp_dir.iterdir()) == []
-    assert client.get("/healthz").json()["busy"] == {"extract": 0, "predict": 0}
+    assert client.get("/healthz").json()["busy"] == {"receive": 0, "extract": 0, "predict": 0}
 
 
 def test_full_pool_answers_503_with_retry_after(client: TestClient, service: TaggingService, clip: Path) -> None:

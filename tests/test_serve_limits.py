@@ -180,8 +180,14 @@ def _send_slowly(port: int, head: bytes, drip: bytes, every: float, limit: float
                 s.sendall(bytes([byte]))
             except OSError:
                 break
-        while b"\r\n\r\n" not in data and time.monotonic() - t0 < limit:
-            s.settimeout(limit)
+        s.settimeout(limit)
+        while time.monotonic() - t0 < limit:
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = [
+                int(v) for k, _, v in (x.partition(b":") for x in head.split(b"\r\n")) if k.lower() == b"content-length"
+            ]
+            if length and len(body) >= length[0]:
+                break
             chunk = s.recv(65536)
             if not chunk:
                 break
@@ -190,9 +196,25 @@ def _send_slowly(port: int, head: bytes, drip: bytes, every: float, limit: float
     return status, time.monotonic() - t0, data.decode("latin-1")
 
 
-def test_a_trickled_body_loses_its_slot(service: TaggingService) -> None:
+def test_a_trickled_body_loses_its_slot_and_blocks_no_upload(service: TaggingService, tmp_path: Path) -> None:
+    import httpx
+
     config = ServeConfig(service.config.model_dir, body_grace_s=1.0, min_body_rate=1024)
+    clip = sale_clip(tmp_path)
     with LiveServer(create_app(config, service)) as server:
+        # More trickling clients than extraction slots (2): they hold only "receive" slots.
+        trickle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
+        for s in trickle:
+            s.sendall(
+                b"POST /v1/tag HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                b"Content-Length: 100000\r\n\r\n--b\r\n"
+            )
+        time.sleep(0.3)
+        assert service.health()["busy"]["receive"] == 4 and service.extract_pool.held == 0
+        r = httpx.post(f"{server.url}/v1/tag", files={"video": ("a.mp4", clip.read_bytes(), "video/mp4")}, timeout=60)
+        assert r.status_code == 200, r.text
+        for s in trickle:
+            s.close()
         head = (
             b"POST /v1/tag HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
             b"Content-Length: 100000\r\n\r\n"

@@ -50,16 +50,24 @@ class BoundedPool:
     def retry_after(self) -> int:
         return max(1, math.ceil(self._mean_s * self.capacity / self.workers))
 
+    def _refuse(self) -> ApiError:
+        wait = self.retry_after()
+        return ApiError(
+            503,
+            f"{self.name} pool is full ({self.workers} running, {self.capacity - self.workers} queued); "
+            f"retry in {wait} s",
+            {"Retry-After": str(wait)},
+        )
+
+    def refuse_if_full(self) -> None:
+        """503 now if no slot is free (before reading a body that would only be refused later)."""
+        if self.full:
+            raise self._refuse()
+
     def reserve(self) -> Slot:
         with self._lock:
             if self._held >= self.capacity:
-                wait = self.retry_after()
-                raise ApiError(
-                    503,
-                    f"{self.name} pool is full ({self.workers} running, {self.capacity - self.workers} queued); "
-                    f"retry in {wait} s",
-                    {"Retry-After": str(wait)},
-                )
+                raise self._refuse()
             self._held += 1
         return Slot(self)
 

@@ -34,6 +34,7 @@ class ServeConfig:
     model_dir: Path
     workers: int = 1  # concurrent video extractions, each with its own loaded encoders
     queue: int = 4  # uploads waiting for an extraction worker before 503
+    receiving: int = 16  # upload bodies being received at once (a slow client holds one, not a worker)
     threads: int = 1  # CPU threads per extraction worker and for prediction
     predict_queue: int = 64  # JSON requests waiting for the predictor before 503
     max_upload: int = 200 * 1024 * 1024
@@ -86,6 +87,7 @@ class TaggingService:
         self._local = threading.local()
         self.extract_pool = BoundedPool("extract", config.workers, config.queue, self._init_worker)
         self.predict_pool = BoundedPool("predict", 1, config.predict_queue)
+        self.receive_pool = BoundedPool("upload", config.receiving, 0)  # counts bodies; runs nothing
 
     # ------------------------------------------------------------------ lifecycle
     def warm_up(self) -> None:
@@ -130,8 +132,8 @@ class TaggingService:
 
     def health(self) -> dict[str, Any]:
         """Load per pool; "saturated" when a pool is full or a prediction runs past its deadline."""
-        pools = {"extract": self.extract_pool, "predict": self.predict_pool}
-        running = {k: round(p.longest_running(), 3) for k, p in pools.items()}
+        pools = {"receive": self.receive_pool, "extract": self.extract_pool, "predict": self.predict_pool}
+        running = {k: round(p.longest_running(), 3) for k, p in pools.items() if k != "receive"}
         saturated = [k for k, p in pools.items() if p.full]
         if running["predict"] > self.config.predict_timeout_s and "predict" not in saturated:
             saturated.append("predict")

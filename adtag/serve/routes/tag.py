@@ -66,7 +66,10 @@ def tag_router(svc: TaggingService) -> APIRouter:
             raise ApiError(422, "this model was trained without extraction encoders: send extracted modalities as JSON")
         t0 = time.perf_counter()
         length = request.headers.get("content-length")
-        with svc.extract_pool.reserve() as slot:  # before reading: a full server refuses at once
+        # A full server refuses before reading; the body is then received without holding an
+        # extraction slot, so clients trickling their bodies (408 after the grace time) block no one.
+        svc.extract_pool.refuse_if_full()
+        with svc.receive_pool.reserve():
             upload = await receive_upload(
                 paced(request.stream(), config.body_grace_s, config.min_body_rate),
                 ctype,
@@ -74,13 +77,14 @@ def tag_router(svc: TaggingService) -> APIRouter:
                 svc.tmp_dir,
                 config.max_upload,
             )
-            try:
-                f = upload.fields
-                top_k = form_int(f, "top_k", 10, 1, MAX_TOP_K)
-                thumbs = f.get("thumbnails", "").lower() in ("1", "true", "on", "yes")
-                item_id = clean_id(f.get("id") or upload.filename, "upload")
-                language = form_language(f.get("language"))
-                t_upload = time.perf_counter() - t0
+        try:
+            f = upload.fields
+            top_k = form_int(f, "top_k", 10, 1, MAX_TOP_K)
+            thumbs = f.get("thumbnails", "").lower() in ("1", "true", "on", "yes")
+            item_id = clean_id(f.get("id") or upload.filename, "upload")
+            language = form_language(f.get("language"))
+            t_upload = time.perf_counter() - t0
+            with svc.extract_pool.reserve() as slot:
                 try:
                     read, waited = await slot.run(
                         svc.extract, upload.path, item_id, language, thumbs, gone=gone(request)
@@ -88,8 +92,8 @@ def tag_router(svc: TaggingService) -> APIRouter:
                 except AdtagError as exc:
                     reason = getattr(exc, "reason", None) or str(exc).replace(str(upload.path), "video")
                     raise ApiError(422, f"video: {reason}") from None
-            finally:
-                upload.delete()
+        finally:
+            upload.delete()
         t1 = time.perf_counter()
         with svc.predict_pool.reserve() as pslot:
             (tags,), _ = await pslot.run(svc.explain, [read.item], top_k, deadline=config.predict_timeout_s)
