@@ -65,7 +65,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--min-body-rate-kb",
         type=float,
         default=16.0,
-        help="KiB/s a request body must average after its first 5 s, else 408 (default: 16)",
+        help="KiB/s a request body must average after its first 3 s, else 408 (default: 16)",
     )
     p.add_argument(
         "--tmp-dir", type=Path, default=None, help="where uploads are written briefly (default: system temp)"

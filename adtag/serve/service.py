@@ -43,7 +43,7 @@ class ServeConfig:
     private_docs: bool = False  # /docs, /redoc and /openapi.json need the token too
     tmp_dir: Path | None = None  # the service makes its own folder inside it (default: system temp)
     warm: bool = True  # load the extraction encoders at start-up, not on the first upload
-    body_grace_s: float = 5.0  # a request body may take this long before the minimum rate applies
+    body_grace_s: float = 3.0  # a request body may take this long before the minimum rate applies
     min_body_rate: float = 16 * 1024  # bytes/s a body must average after the grace time, else 408
     predict_timeout_s: float = 30.0  # a JSON request waiting or running longer gets 503
     echo_chars: int = 2000  # text sent back in an answer is cut to this many characters per modality
