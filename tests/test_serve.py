@@ -210,6 +210,20 @@ def test_upload_answers_tags_text_timings_and_thumbnails(uploaded: dict, service
     assert list(service.tmp_dir.iterdir()) == []  # the upload was deleted after use
 
 
+def test_cli_tag_and_the_upload_route_give_one_answer(uploaded: dict, clip: Path, video_model, capsys) -> None:
+    from adtag.cli import main
+
+    capsys.readouterr()
+    assert main(["tag", str(video_model[1]), str(clip), "--top-k", "3", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert [t["tag"] for t in cli["tags"]] == [t["tag"] for t in uploaded["tags"]]
+    assert [t["score"] for t in cli["tags"]] == pytest.approx([t["score"] for t in uploaded["tags"]], abs=1e-5)
+    assert cli["text"] == uploaded["text"] and cli["modalities"] == uploaded["modalities"]
+    assert cli["warnings"] == uploaded["warnings"] and cli["video"] == str(clip)
+    assert main(["tag", str(video_model[1]), str(clip), "--language", "klingon"]) == 2
+    assert "unknown speech language 'klingon'" in capsys.readouterr().err
+
+
 def test_json_modalities_score_like_the_library(client: TestClient, service: TaggingService, video_model) -> None:
     items = read_items(video_model[0])[:3]
     expected = service.tagger.predict_proba(items)

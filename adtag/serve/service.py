@@ -92,6 +92,10 @@ class TaggingService:
     # ------------------------------------------------------------------ lifecycle
     def warm_up(self) -> None:
         """Build cached encoder files once, then load the encoders in every extraction worker."""
+        text_names = [n for n, s in self.specs.items() if s.kind == "text"]
+        if text_names:  # the first Chinese text loads jieba's dictionary (seconds): not on a request
+            warm = Item(id="warm-up", text={n: "广告 warm-up" for n in text_names})
+            self.predict_pool.executor.submit(self.explain, [warm], 1).result()
         if self.encoders is None:
             return
         from adtag.encoders import prepare_encoder
