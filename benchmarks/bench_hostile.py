@@ -248,13 +248,17 @@ def hostile_rows(server: Server, work: Path) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def memory_run(model_dir: Path, work: Path, label: str, n: int, minutes: float, env: dict[str, str]) -> dict[str, Any]:
+def memory_run(
+    model_dir: Path, work: Path, label: str, n: int, minutes: float, env: dict[str, str], clip: tuple[float, int, int]
+) -> dict[str, Any]:
     """Uploads of short clips, two at a time (one per extraction worker); RSS every 10 uploads."""
     tmp = work / f"tmp-{label}"
     tmp.mkdir()
     server = Server(model_dir, tmp, work / f"server-{label}.log", env)
     clips = [
-        make_clip(work / f"m{i}.mp4", seconds=2.0, width=320, height=240, fps=10, captions=[(0, 2, w)]).read_bytes()
+        make_clip(
+            work / f"m{i}.mp4", seconds=clip[0], width=clip[1], height=clip[2], fps=10, captions=[(0, clip[0], w)]
+        ).read_bytes()
         for i, w in enumerate(["SALE", "GAME", "FOOD", "CAR"])
     ]
     trace: list[tuple[int, float]] = []
@@ -289,6 +293,7 @@ def memory_run(model_dir: Path, work: Path, label: str, n: int, minutes: float, 
     last = trace[-1][1] if trace else None
     return {
         "malloc": label,
+        "clip": f"{clip[0]:g} s {clip[1]}x{clip[2]} 10 fps, {len(clips[0]) // 1024} KiB",
         "uploads": done,
         "wall_s": round(wall, 1),
         "server_cpu_s": round(cpu, 1),
@@ -389,6 +394,7 @@ def main() -> int:
     ap.add_argument("--upload-minutes", type=float, default=8, help="time cap per memory run (default: 8)")
     ap.add_argument("--reference", type=int, default=60, help="normal requests for the reference latency")
     ap.add_argument("--seconds", type=float, default=6, help="each quick hostile input is repeated this long")
+    ap.add_argument("--clip", default="2x320x240", help="memory-run clips: SECONDSxWIDTHxHEIGHT (default: 2x320x240)")
     ap.add_argument("--part", choices=["inputs", "memory", "all"], default="all", help="what to run (default: all)")
     ap.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/hostile_<part>.json")
     args = ap.parse_args()
@@ -406,11 +412,19 @@ def main() -> int:
     if args.part in ("inputs", "all"):
         hostile_inputs(result, manifest, model_dir, work, args.reference, args.seconds)
     if args.part in ("memory", "all"):
+        sec, w, h = args.clip.split("x")
+        clip = (float(sec), int(w), int(h))
         result["memory"] = [
-            memory_run(model_dir, work, "adtag (2 arenas + malloc_trim)", args.uploads, args.upload_minutes, ENV),
+            memory_run(model_dir, work, "adtag (2 arenas + malloc_trim)", args.uploads, args.upload_minutes, ENV, clip),
             memory_run(
-                model_dir, work, "glibc default", args.uploads, args.upload_minutes, {**ENV, "ADTAG_MALLOC": "default"}
-            ),  # fmt: skip
+                model_dir,
+                work,
+                "glibc default",
+                args.uploads,
+                args.upload_minutes,
+                {**ENV, "ADTAG_MALLOC": "default"},
+                clip,
+            ),
         ]
         print(json.dumps(result["memory"]), flush=True)
     result["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
