@@ -7,7 +7,7 @@
   ``max_dim()`` columns; a .npy file is checked from its header, before anything is loaded.
 
 Each cap can be changed with an environment variable (read at call time):
-``ADTAG_MAX_TEXT_CHARS`` (default 4096), ``ADTAG_MAX_ROWS`` (4096), ``ADTAG_MAX_DIM`` (8192).
+``ADTAG_MAX_TEXT_CHARS`` (default 2048), ``ADTAG_MAX_ROWS`` (4096), ``ADTAG_MAX_DIM`` (8192).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 
 from adtag.errors import AdtagError
 
-DEFAULTS = {"ADTAG_MAX_TEXT_CHARS": 4096, "ADTAG_MAX_ROWS": 4096, "ADTAG_MAX_DIM": 8192}
+DEFAULTS = {"ADTAG_MAX_TEXT_CHARS": 2048, "ADTAG_MAX_ROWS": 4096, "ADTAG_MAX_DIM": 8192}
 
 
 def _cap(name: str) -> int:
