@@ -74,6 +74,7 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
+        self.manifest: Path | None = None
         self.cmd = [sys.executable, "-m", "adtag.cli", "serve", str(model_dir), "--port", str(self.port),
                     "--workers", "2", "--queue", "4", "--threads", "1", "--max-upload-mb", str(UPLOAD_LIMIT_MB),
                     "--tmp-dir", str(tmp), "--log-level", "warning"]  # fmt: skip
@@ -215,6 +216,10 @@ def hostile_rows(server: Server, work: Path) -> dict[str, dict[str, Any]]:
     clip = make_clip(work / "ok.mp4", seconds=1.0, width=160, height=120, fps=4, captions=[(0, 1, "SALE")])
     good = clip.read_bytes()
     zh = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(330_000))
+    # Control: a normal request in the hostile slot, so that each row's normal latency compares
+    # with the same concurrency (on a loaded 2-core machine, any second request slows the first).
+    control = json.dumps(normal_body(server.manifest))
+    rows["control: a normal JSON request"] = lambda: raw_json(base, control)
     rows["json 330k CJK characters, no spaces"] = lambda: raw_json(
         base, json.dumps({"text": {"ocr": zh}}, ensure_ascii=False)
     )
@@ -364,6 +369,7 @@ def hostile_inputs(
     tmp = work / "tmp"
     tmp.mkdir()
     server = Server(model_dir, tmp, work / "server.log")
+    server.manifest = manifest
     result["server"] = " ".join(server.cmd[2:]).replace(str(work), "$WORK")
     body = normal_body(manifest)
     try:
