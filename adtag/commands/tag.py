@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from adtag.commands._common import add_threads, setup
+from adtag.commands._common import add_threads, check_model_dir, setup
 from adtag.errors import AdtagError
 
 
@@ -46,6 +47,9 @@ def format_result(res: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_model_dir(args.model_dir, "tag", "VIDEO")
+    # Loading the model and five encoders, then decoding: ~15 s of silence otherwise.
+    print(f"tagging {args.video}: loading the model and its encoders (~15 s), then extracting", file=sys.stderr)
     setup(args)
     from adtag.models.tagger import Tagger
     from adtag.tagging import check_language, tag_video
