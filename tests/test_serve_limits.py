@@ -261,3 +261,36 @@ def test_a_restart_removes_what_a_killed_server_left(tmp_path: Path) -> None:
     other.mkdir()
     assert remove_stale_folders(tmp_path) == [stale]
     assert not stale.exists() and alive.exists() and other.exists()
+
+
+def test_a_queued_request_whose_client_left_never_runs(service: TaggingService) -> None:
+    config = ServeConfig(service.config.model_dir)
+    app = create_app(config, service)
+    view = app.state.service
+    ran: list[str] = []
+    pool = service.predict_pool
+
+    def long_prediction() -> None:
+        key = pool._started()
+        time.sleep(3)
+        pool._finished(key)
+
+    with LiveServer(app) as server:  # after the start-up warm-up prediction: count the requests'
+        view.explain = lambda items, top_k: ran.append(items[0].id) or TaggingService.explain(view, items, top_k)
+        blocker = pool.executor.submit(long_prediction)
+        body = b'{"id": "left", "text": {"ocr": "SALE"}}'
+        head = (
+            f"POST /v1/tag HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            s.sendall(head.encode() + body)
+            time.sleep(0.5)  # queued behind the long prediction; then the client goes away
+        blocker.result()
+        deadline = time.monotonic() + 10
+        while pool.held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.held == 0 and ran == []  # dropped from the queue, never predicted
+        import httpx
+
+        r = httpx.post(f"{server.url}/v1/tag", json={"id": "stayed", "text": {"ocr": "SALE"}}, timeout=30)
+        assert r.status_code == 200 and ran == ["stayed"]
