@@ -45,8 +45,6 @@ def items_from_input(path: Path, tagger: Tagger, language: str | None = None) ->
     from adtag.features.inputs import discover_inputs
     from adtag.tagging import check_language, read_video
 
-    if not tagger.config.encoders:
-        raise AdtagError(f"{path}: this model was trained without extraction encoders; it cannot read videos")
     language = check_language(language)
     extractor = get_extractor(tagger.config.encoders)
     items, failures = [], []
