@@ -7,6 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from adtag.commands._common import add_progress, failure_line
+
 EXIT_SOME_FAILED = 1
 
 DESCRIPTION = """\
@@ -35,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = subparsers.add_parser(
         "extract",
         help="extract features from videos into a manifest",
+        usage="adtag extract INPUT [INPUT ...] --out FEATURE_DIR [options]\n       adtag extract --list-encoders",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -82,7 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="delete FEATURE_DIR first and start again (needed to change encoders of an existing FEATURE_DIR)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    add_progress(p)
     p.add_argument("--list-encoders", action="store_true", help="list the registered encoders and exit")
     return p
 
@@ -144,13 +147,13 @@ def run(args: argparse.Namespace) -> int:
         threads=threads,
         language=args.language,
         retry_failed=args.retry_failed,
-        progress=not args.no_progress,
+        progress=not args.quiet,
     )
     ok = len(inputs) - len(failures)
     if failures:
         print(f"{len(failures)} of {len(inputs)} videos failed:", file=sys.stderr)
         for f in failures:
-            print(f"  {f.video or f.id}: {f.reason}", file=sys.stderr)
+            print(f"  {failure_line(f.video or f.id, Exception(f.reason))}", file=sys.stderr)
     if manifest is not None:
         print(f"{ok} of {len(inputs)} videos extracted -> {manifest}")
     else:

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 
 from adtag.metrics import gap_at_k
+from adtag.models.base import Estimator
 from adtag.models.lbfgs import minimize_lbfgs
 
 ALPHAS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
@@ -23,71 +24,87 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(0.5 * x))
 
 
-def _loss_grad(w: np.ndarray, X, Y: np.ndarray, alpha: float, loss: str) -> tuple[float, np.ndarray]:
+def _loss_grad(w: np.ndarray, X, Y: np.ndarray, alpha: float, loss: str, Xt=None) -> tuple[float, np.ndarray]:
+    """Objective and gradient at ``w`` (float32: views of it, no copies of the weight matrix).
+
+    ``Xt`` is X transposed as CSR, computed once per solve: the gradient's X.T @ G then runs
+    over rows instead of re-deriving the transpose on every call.
+    """
     d, L = X.shape[1], Y.shape[1]
-    W = w[: d * L].reshape(d, L).astype(np.float32)
-    b = w[d * L :].astype(np.float32)
-    S = np.asarray(X @ W) + b
+    W = w[: d * L].reshape(d, L)
+    b = w[d * L :]
+    S = np.asarray(X @ W, dtype=np.float32)
+    S += b
     n = X.shape[0]
     if loss == "log":
         # log(1 + e^s) - y s, written stably
-        f = np.sum(np.logaddexp(0, S) - Y * S) / n
-        G = (_sigmoid(S) - Y) / n
+        f = float(np.sum(np.logaddexp(0, S) - Y * S, dtype=np.float64)) / n
+        G = _sigmoid(S)
+        G -= Y
+        G /= n
     else:  # squared hinge with labels in {-1, +1}
         Ypm = 2 * Y - 1
         m = np.maximum(0, 1 - Ypm * S)
-        f = np.sum(m * m) / n
-        G = -2 * Ypm * m / n
+        f = float(np.sum(m * m, dtype=np.float64)) / n
+        G = (-2 / n) * Ypm * m
     f += 0.5 * alpha * float(np.dot(W.ravel(), W.ravel()))
-    gW = np.asarray(X.T @ G) + alpha * W
-    gb = G.sum(axis=0)
-    return float(f), np.concatenate([gW.ravel(), gb]).astype(np.float64)
+    grad = np.empty_like(w)
+    gW = grad[: d * L].reshape(d, L)
+    gW[:] = (Xt @ G) if Xt is not None else (X.T @ G)
+    gW += np.float32(alpha) * W
+    grad[d * L :] = G.sum(axis=0)
+    return f, grad
 
 
-class LinearTagger:
+class LinearTagger(Estimator):
     """Logistic regression (``loss="log"``) or linear SVM (``loss="hinge"``, squared hinge) over all tags.
 
-    ``alpha`` is the L2 strength. ``fit_select`` picks it from ``ALPHAS`` on a validation set
-    (a warm-started path from strong to weak) and, for the SVM, fits the Platt sigmoid that turns
-    scores into probabilities; the K-fold loop calls it on the first fold and reuses the choice.
+    ``alpha`` is the L2 strength. ``fit_select`` picks ``alpha_`` from ``ALPHAS`` on a validation
+    set (a warm-started path from strong to weak) and, for the SVM, fits the Platt sigmoid
+    ``platt_`` that turns scores into probabilities; the K-fold loop calls it on the first fold
+    and warm-starts the other folds from it with the same choice (``fit_fold``).
     """
 
-    def __init__(self, loss: str = "log", alpha: float = 1e-3, max_iter: int = 100, platt: tuple = (1.0, 0.0)) -> None:
+    def __init__(self, loss: str = "log", alpha: float = 1e-3, max_iter: int = 100) -> None:
         self.loss = loss
         self.alpha = alpha
         self.max_iter = max_iter
-        self.platt = platt
-
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("loss", "alpha", "max_iter", "platt")}
 
     def _solve(self, X, Y: np.ndarray, alpha: float, w0: np.ndarray | None, max_iter: int | None = None) -> np.ndarray:
         d, L = X.shape[1], Y.shape[1]
         if w0 is None:
-            w0 = np.zeros(d * L + L)
+            w0 = np.zeros(d * L + L, dtype=np.float32)
             if self.loss == "log":
                 p = np.clip(Y.mean(0), 1e-3, 1 - 1e-3)
                 w0[d * L :] = np.log(p / (1 - p))
-        return minimize_lbfgs(lambda w: _loss_grad(w, X, Y, alpha, self.loss), w0, max_iter=max_iter or self.max_iter)
+        Xt = X.T.tocsr() if sp.issparse(X) else np.ascontiguousarray(X.T)
+        return minimize_lbfgs(
+            lambda w: _loss_grad(w, X, Y, alpha, self.loss, Xt),
+            w0,
+            max_iter=max_iter or self.max_iter,
+            dtype=np.float32,
+        )
 
     def _set(self, w: np.ndarray, d: int, L: int) -> None:
         self.coef_ = w[: d * L].reshape(d, L).astype(np.float32)
         self.intercept_ = w[d * L :].astype(np.float32)
 
     def fit(self, X, Y: np.ndarray, init: LinearTagger | None = None) -> LinearTagger:
-        """Fit at ``self.alpha``; ``init`` (a fitted model on similar data) warm-starts the solver."""
+        """Fit at ``alpha``; ``init`` (a fitted model on similar data) warm-starts the solver and
+        lends its chosen ``alpha_`` and ``platt_``."""
         X, Y = _as_input(X), np.asarray(Y, dtype=np.float32)
         w0 = None
         max_iter = self.max_iter
+        self.alpha_ = init.alpha_ if init is not None else self.alpha
+        self.platt_ = init.platt_.copy() if init is not None else np.array([1.0, 0.0])
         if init is not None and init.coef_.shape == (X.shape[1], Y.shape[1]):
-            w0 = np.concatenate([init.coef_.ravel(), init.intercept_]).astype(np.float64)
+            w0 = np.concatenate([init.coef_.ravel(), init.intercept_]).astype(np.float32)
             max_iter = max(20, self.max_iter // 2)  # a neighbouring fold's optimum is close
-        self._set(self._solve(X, Y, self.alpha, w0, max_iter), X.shape[1], Y.shape[1])
-        self.platt_ = np.asarray(self.platt, dtype=np.float64)
+        self._set(self._solve(X, Y, self.alpha_, w0, max_iter), X.shape[1], Y.shape[1])
         return self
 
     def fit_select(self, X, Y: np.ndarray, X_val, Y_val: np.ndarray) -> LinearTagger:
-        """Choose ``alpha`` (and the SVM's Platt sigmoid) by GAP on the validation set."""
+        """Choose ``alpha_`` (and the SVM's Platt sigmoid ``platt_``) by GAP on the validation set."""
         X, Y, X_val = _as_input(X), np.asarray(Y, dtype=np.float32), _as_input(X_val)
         best: tuple[float, float, np.ndarray | None, np.ndarray | None] = (-1.0, ALPHAS[0], None, None)
         w = None
@@ -103,11 +120,18 @@ class LinearTagger:
                 worse += 1
                 if worse == 2:  # weaker regularisation keeps losing: stop the path
                     break
-        self.alpha = best[1]
+        self.alpha_ = best[1]
         self._set(best[2], X.shape[1], Y.shape[1])
-        self.platt = tuple(float(v) for v in _fit_platt(best[3], Y_val)) if self.loss == "hinge" else (1.0, 0.0)
-        self.platt_ = np.asarray(self.platt, dtype=np.float64)
+        self.platt_ = _fit_platt(best[3], Y_val) if self.loss == "hinge" else np.array([1.0, 0.0])
         return self
+
+    def fit_fold(self, X, Y: np.ndarray, train: np.ndarray, val: np.ndarray, prev: Any = None) -> LinearTagger:
+        """First fold: select ``alpha_`` on its held-out rows; later folds: warm start from it."""
+        if prev is not None:
+            return self.fit(X[train], Y[train], init=prev)
+        if len(val) >= 5:
+            return self.fit_select(X[train], Y[train], X[val], Y[val])
+        return self.fit(X[train], Y[train])
 
     def decision_function(self, X) -> np.ndarray:
         return np.asarray(X @ self.coef_) + self.intercept_
@@ -115,14 +139,6 @@ class LinearTagger:
     def predict_proba(self, X) -> np.ndarray:
         a, b = self.platt_
         return _sigmoid(a * self.decision_function(X) + b).astype(np.float32)
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {"coef": self.coef_, "intercept": self.intercept_, "platt": self.platt_.astype(np.float32)}
-
-    def load_state(self, arrays: dict[str, np.ndarray]) -> LinearTagger:
-        self.coef_, self.intercept_ = arrays["coef"], arrays["intercept"]
-        self.platt_ = arrays["platt"].astype(np.float64)
-        return self
 
 
 def _as_input(X):
