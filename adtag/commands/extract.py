@@ -15,7 +15,7 @@ DESCRIPTION = """\
 Decode each video once and run the per-modality encoders (all weights ship inside installed
 packages; nothing is downloaded): EfficientNet-Lite0 on a frame every 0.5 s -> 'frames' (T, 1280);
 the Whisper-base encoder per 0.96 s -> 'audio' (T, 512); speech recognition -> text 'asr';
-PP-OCRv4 on frames whose content changed -> text 'ocr'; multilingual-e5-small on both texts ->
+PP-OCRv4 on frames whose text changed -> text 'ocr'; multilingual-e5-small on both texts ->
 'ocr_emb', 'asr_emb' (384); container metadata -> 'extra'. A modality a video lacks is left out.
 
 Writes FEATURE_DIR/manifest.jsonl (one item per video, paths to .npy files under FEATURE_DIR/items/). The run is
@@ -47,7 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         nargs="*",
         metavar="INPUT",
         help="a video file, a folder of videos (searched recursively; an item's id is its path inside the "
-        "folder without the suffix), or a manifest (.jsonl) whose items have 'video' paths (tags are carried over)",
+        "folder without the suffix, with the suffix where two files would share an id: ad.mp4, ad.avi), "
+        "or a manifest (.jsonl) whose items have 'video' paths (tags are carried over)",
     )
     p.add_argument("--out", "-o", metavar="FEATURE_DIR", help="folder for the features and manifest.jsonl (required)")
     p.add_argument(
@@ -125,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
         from adtag.encoders.asr import check_language
 
         check_language(args.language)
-    inputs = discover_inputs(args.inputs)
+    notes: list[str] = []
+    inputs = discover_inputs(args.inputs, notes)
+    for note in notes:
+        print(f"adtag: note: {note}", file=sys.stderr)
     if not inputs:
         raise AdtagError(f"no video files found in {', '.join(args.inputs)}")
     out = Path(args.out)
