@@ -232,7 +232,7 @@ def test_cli_train_predict_ablate_with_scores(tmp_path: Path, capsys):
     svc = TaggingService(ServeConfig(tmp_path / "model", warm=False))
     try:
         tags = svc.tagger.vocab_.tags
-        item = svc.item_from_request(TagRequest(id="x", scores={"vis": {tags[0]: 0.9}}))
+        item, _ = svc.item_from_request(TagRequest(id="x", scores={"vis": {tags[0]: 0.9}}))
         assert item.scores["vis"].shape == (len(tags),) and item.scores["vis"][0] == np.float32(0.9)
         assert "vis/scores" in svc.explain([item], 3)[0][0]["branches"]
         with pytest.raises(ApiError, match="unknown tag 'boat'"):

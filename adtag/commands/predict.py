@@ -42,15 +42,18 @@ def items_from_input(path: Path, tagger: Tagger, language: str | None = None) ->
 
     if path.suffix in (".jsonl", ".json") or is_taac_source(path):
         return load_manifest(path), []
-    from adtag.features.extract import extract_video
+    from adtag.features.extract import get_extractor
     from adtag.features.inputs import discover_inputs
+    from adtag.tagging import check_language, read_video
 
+    language = check_language(language)
+    extractor = get_extractor(tagger.config.encoders)
     items, failures = [], []
     videos = discover_inputs([path])
     print(f"extracting {len(videos)} video(s) with the model's encoders (they take ~15 s to load)", file=sys.stderr)
     for it in videos:
         try:
-            items.append(extract_video(it.video, tagger.config.encoders, language=language, item_id=it.id))
+            items.append(read_video(it.video, extractor, language=language, item_id=it.id).item)
         except AdtagError as exc:
             failures.append(failure_line(it.video, exc))
     return items, failures
