@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ PORT = 6390  # outside Ray's worker port range (10002-19999), where a head fails
 HEAD = f"127.0.0.1:{PORT}"
 ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",  # a private loopback cluster; no token file written to ~/.ray
     # A lost node is noticed in seconds, not the default ~30 s.
     "RAY_health_check_period_ms": "1000",
     "RAY_health_check_timeout_ms": "1000",
@@ -35,18 +37,23 @@ ENV = {
 def run_in_namespace(plan: dict, timeout: float = 240.0) -> subprocess.CompletedProcess:
     """Run the plan under fresh network + PID namespaces (raises FileNotFoundError without unshare)."""
     repo = Path(__file__).resolve().parents[1]
+    # Ray's socket paths must stay under 108 bytes: a short folder, not pytest's deep tmp_path.
+    temp = tempfile.mkdtemp(prefix="adtag-ray-", dir="/tmp")
     plan_file = Path(plan["out"]).with_suffix(".plan.json")
-    plan_file.write_text(json.dumps(plan))
+    plan_file.write_text(json.dumps({**plan, "temp": temp}))
     inner = f"ip link set lo up && exec {sys.executable} -m tests.ray_cluster {plan_file}"
     env = {**os.environ, "PYTHONPATH": str(repo), **ENV}
-    return subprocess.run(
-        ["unshare", "-n", "-p", "-f", "--mount-proc", "sh", "-c", inner],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    try:
+        return subprocess.run(
+            ["unshare", "-n", "-p", "-f", "--mount-proc", "sh", "-c", inner],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    finally:  # every process of the cluster died with the namespace
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def namespaces_available() -> str | None:
@@ -68,7 +75,9 @@ def namespaces_available() -> str | None:
 def _ray_start(args: list[str], temp: str) -> None:
     ray_exe = str(Path(sys.executable).with_name("ray"))
     base = [ray_exe, "start", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
-    subprocess.run([*base, *args, "--temp-dir", temp], check=True, capture_output=True, timeout=90)
+    r = subprocess.run([*base, *args, "--temp-dir", temp], capture_output=True, text=True, timeout=90)
+    if r.returncode:
+        raise RuntimeError(f"ray start {' '.join(args)} failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
 
 
 def _pids() -> set[int]:
@@ -121,9 +130,50 @@ def _wait_journal(proc: subprocess.Popen, journal: Path, n: int, limit: float) -
     return False
 
 
+def crash_check(out: str) -> int:
+    """The actor pool on the cluster: an actor that dies on one task is replaced; that task is retried
+    once and then recorded as lost, the others all succeed exactly once. Writes the outcome to ``out``."""
+    import ray
+
+    from adtag.engines.ray_pool import run_actor_pool
+
+    class Worker:
+        def ready(self) -> int:
+            return os.getpid()
+
+        def work(self, task: str) -> tuple[str, int]:
+            if task == "crash":
+                os._exit(1)
+            return task, os.getpid()
+
+    ray.init(address=HEAD, log_to_driver=False, logging_level="warning")
+    cls = ray.remote(num_cpus=1, max_restarts=0)(Worker)
+    made: list = []
+    done: list = []
+    lost: list = []
+
+    def make():
+        made.append(cls.remote())
+        return made[-1]
+
+    tasks = ["a", "b", "crash", "c", "d", "e"]
+    run_actor_pool(
+        ray,
+        make,
+        tasks,
+        lambda a, t: a.work.remote(t),
+        lambda t, v: done.append(v),
+        lambda t, r: lost.append([t, r]),
+        workers=2,
+    )
+    Path(out).write_text(json.dumps({"done": done, "lost": lost, "actors": len(made)}))
+    ray.shutdown()
+    return 0
+
+
 def main(plan_path: str) -> int:
     plan = json.loads(Path(plan_path).read_text())
-    temp = plan.get("temp", "/tmp/adtag-ray")
+    temp = plan["temp"]
     results: dict = {"steps": []}
     _ray_start(["--head", "--port", str(PORT), "--include-dashboard=false"], temp)
     head_pids = _pids()
@@ -132,9 +182,8 @@ def main(plan_path: str) -> int:
     env = {**os.environ, "RAY_ADDRESS": HEAD}
     for step in plan["steps"]:
         t0 = time.monotonic()
-        proc = subprocess.Popen(
-            _adtag(step["argv"]), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        argv = step["python"] if "python" in step else _adtag(step["argv"])
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         outcome: dict = {"name": step["name"]}
         if step.get("kill_after"):
             journal = Path(step["journal"])
@@ -164,4 +213,4 @@ def main(plan_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(crash_check(sys.argv[2]) if sys.argv[1] == "--crash-check" else main(sys.argv[1]))

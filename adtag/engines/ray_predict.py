@@ -21,7 +21,7 @@ from adtag.engines.ray_cluster import WORKER_ENV, cluster_cpus
 from adtag.engines.ray_pool import run_actor_pool
 from adtag.errors import AdtagError
 
-BATCH = 256  # manifest items per task: large enough that scheduling is noise, small enough to spread
+BATCH = 256  # most manifest items per task: scheduling is noise next to scoring this many
 
 
 class PredictWorker:
@@ -76,8 +76,10 @@ def predict_ray(
     import ray
     from tqdm import tqdm
 
+    n = workers or max(1, cluster_cpus(ray) // threads)
     if items is not None:
-        tasks = [{"kind": "items", "index": i, "items": items[i : i + BATCH]} for i in range(0, len(items), BATCH)]
+        batch = max(1, min(BATCH, -(-len(items) // (4 * n))))  # a few batches per actor, so none idles long
+        tasks = [{"kind": "items", "index": i, "items": items[i : i + batch]} for i in range(0, len(items), batch)]
         total, unit = len(items), "item"
     else:
         tasks = [
@@ -106,7 +108,6 @@ def predict_ray(
         failures[task["index"]] = f"{task['video']}: {reason}"
         bar.update(1)
 
-    n = workers or max(1, cluster_cpus(ray) // threads)
     actor_cls = ray.remote(num_cpus=threads, max_restarts=0)(PredictWorker)
     model = str(Path(model_dir).resolve())
     try:
