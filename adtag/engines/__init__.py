@@ -2,12 +2,14 @@
 
 The Ray engine lives in ``adtag.engines.ray_*`` modules that import Ray; nothing here does, so
 the default install runs without it. Commands call ``add_engine_options`` and, for ``--engine
-ray``, ``ray_session`` (which connects, and disconnects on the way out, Ctrl-C included).
+ray``, ``ray_session`` or ``branch_executor`` (which connect, and disconnects on the way out, Ctrl-C included).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from adtag.errors import AdtagError
 
@@ -43,3 +45,20 @@ def require_ray():
 def check_engine_args(args: argparse.Namespace) -> None:
     if getattr(args, "address", None) and getattr(args, "engine", "local") != "ray":
         raise AdtagError("--address only applies with --engine ray")
+
+
+@contextmanager
+def branch_executor(args: argparse.Namespace) -> Iterator[Callable | None]:
+    """The ``map_fn`` for the K-fold seam that ``--engine`` asks for: None (local processes) or Ray tasks.
+
+    For Ray, the driver stays connected for the ``with`` block and disconnects on the way out.
+    """
+    check_engine_args(args)
+    if getattr(args, "engine", "local") != "ray":
+        yield None
+        return
+    from adtag.engines.ray_cluster import ray_session
+    from adtag.engines.ray_map import ray_map
+
+    with ray_session(args.address):
+        yield ray_map
