@@ -26,8 +26,13 @@ from adtag.errors import AdtagError
 from adtag.metrics import gap_at_k, hit_at_1, per_tag_ap
 from adtag.models.branch import make_folds
 from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
-from adtag.models.meta_features import MetaFeatures
+from adtag.models.meta_features import MapFn, MetaFeatures
 from adtag.models.tagger import Tagger, TrainConfig
+
+
+def _fit_fold(items_tr: list[Item], vocab: Vocabulary, config: TrainConfig) -> Tagger:
+    """One outer fold's branches (and meta-features); a unit of work an executor can run elsewhere."""
+    return Tagger(config).fit(items_tr, vocab, progress=False, log=lambda *_: None)
 
 
 def _stack_subset(tr: MetaFeatures, te: MetaFeatures, Y: np.ndarray, cols: list[int], extras: bool, seed: int):
@@ -43,7 +48,10 @@ def run_ablation(
     fusions: tuple[str, ...] = tuple(FUSIONS),
     progress: bool = True,
     dataset: str = "",
+    fold_map_fn: MapFn | None = None,
 ) -> dict[str, Any]:
+    """``fold_map_fn(fn, jobs)``, if given, fits the outer folds' branches (e.g. as Ray tasks, one
+    per outer fold, each fitting its branches in-process); by default each fold is fitted in turn."""
     t0 = time.time()
     unknown = [f for f in fusions if f not in FUSIONS]
     if unknown:
@@ -60,11 +68,17 @@ def run_ablation(
     def put(name: str, te: np.ndarray, scores: np.ndarray) -> None:
         preds.setdefault(name, np.zeros((n, L), np.float32))[te] = scores
 
-    for k, (tr, te) in enumerate(tqdm(outer, desc="outer folds", disable=not progress)):
-        items_tr = [items[i] for i in tr]
-        items_te = [items[i] for i in te]
+    jobs = [([items[i] for i in tr], vocab, replace(config, seed=config.seed + k)) for k, (tr, _) in enumerate(outer)]
+    if fold_map_fn is None:
+        fitted = (_fit_fold(*job) for job in jobs)  # lazily, one fold's branches in memory at a time
+    else:
+        jobs = [(it, vc, replace(cfg, jobs=1)) for it, vc, cfg in jobs]  # one CPU per fold task
+        fitted = fold_map_fn(_fit_fold, jobs)
+    for k, ((tr, te), tagger) in enumerate(
+        tqdm(zip(outer, fitted, strict=True), total=len(outer), desc="outer folds", disable=not progress)
+    ):
+        items_tr, items_te = jobs[k][0], [items[i] for i in te]
         seed = config.seed + k
-        tagger = Tagger(replace(config, seed=seed)).fit(items_tr, vocab, progress=False, log=lambda *_: None)
         mf_tr, mf_te, Ytr = tagger.meta_features_, tagger.meta_features(items_te), Y[tr]
         mods = [s.name for s in tagger.specs_]
         kinds = {s.name: s.kind for s in tagger.specs_}
