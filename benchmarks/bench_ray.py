@@ -77,7 +77,10 @@ def inside(args: argparse.Namespace) -> dict:
         )
     ray_start(args.temp, 2)
     env["RAY_ADDRESS"] = f"127.0.0.1:{PORT}"
-    time.sleep(2)
+    time.sleep(5)
+    c0, t0 = namespace_cpu(), time.perf_counter()
+    time.sleep(30)  # what Ray's daemons (GCS, raylet, agents) burn with nothing to do
+    res["ray_idle_cluster_cpu_s_per_s"] = round((namespace_cpu() - c0) / (time.perf_counter() - t0), 4)
     if not args.skip_extract:
         for n in (1, 2):
             runs[f"ray_{n}_actor{'s' if n > 1 else ''}"] = measured(
@@ -95,6 +98,9 @@ def inside(args: argparse.Namespace) -> dict:
             "runs": runs,
             "ray_2_vs_local_2_cpu_ratio": round(ray2 / local, 3),
             "ray_overhead_cpu_s_per_video": round((ray2 - local) / args.clips, 2),
+            "ray_idle_daemons_share_of_overhead_cpu_s": round(
+                res["ray_idle_cluster_cpu_s_per_s"] * runs["ray_2_actors"]["wall_s"], 1
+            ),
         }
     if not args.skip_train:
         train = {}

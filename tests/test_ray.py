@@ -27,6 +27,7 @@ from tests.ray_cluster import namespaces_available, run_in_namespace  # noqa: E4
 
 ENCODERS = "asr=none,audio=none,ocr=none,text=none"  # the visual encoder alone keeps the cluster tests short
 SECONDS = [6, 7, 8, 9, 10, 11]  # distinct lengths: a video's arrays landing under another id shows in T
+ABLATE = ["--folds", "2", "--inner-folds", "2", "--fusions", "mean,stack", "--modalities", "ocr,extra", "--quiet"]
 TRAIN = ["--folds", "2", "--seed", "3", "--modalities", "ocr,extra", "--no-joint", "--fusion", "mean", "--quiet"]
 
 
@@ -52,6 +53,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert cli_main(["extract", str(clips), "--out", str(local), "--encoders", ENCODERS, "--no-progress"]) == 1
     assert cli_main(["train", str(manifest), "--out", str(root / "model_local"), *TRAIN]) == 0
     assert cli_main(["predict", str(root / "model_local"), str(manifest), "--out", str(root / "pred_local.json")]) == 0
+    assert cli_main(["ablate", str(manifest), "--out", str(root / "ablate_local"), *ABLATE]) == 0
 
     extract = ["extract", str(clips), "--encoders", ENCODERS, "--no-progress", "--engine", "ray"]
     plan = {
@@ -73,6 +75,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             {
                 "name": "train",
                 "argv": ["train", str(manifest), "--out", str(root / "model_ray"), *TRAIN],
+                "engine": True,
+            },
+            {
+                "name": "ablate",
+                "argv": ["ablate", str(manifest), "--out", str(root / "ablate_ray"), *ABLATE],
                 "engine": True,
             },
             {
@@ -151,6 +158,15 @@ def test_training_on_the_cluster_equals_the_local_engine(run: dict) -> None:
     assert a.keys() == b.keys() and len(a) > 0
     for k in a:
         assert np.array_equal(a[k], b[k]), k
+
+
+def test_ablation_with_outer_folds_on_the_cluster_equals_the_local_engine(run: dict) -> None:
+    step = run["steps"]["ablate"]
+    assert step["code"] == 0, step["stderr"]
+    local = json.loads((run["root"] / "ablate_local" / "ablation.json").read_text())
+    remote = json.loads((run["root"] / "ablate_ray" / "ablation.json").read_text())
+    assert remote["tables"] == local["tables"] and local["tables"]["fusion"]
+    assert remote["per_tag_ap"] == local["per_tag_ap"]
 
 
 def test_an_actor_that_dies_is_replaced_and_its_task_retried_once_then_recorded(run: dict) -> None:
