@@ -6,11 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from adtag.data.predictions import read_predictions, read_truth
 from adtag.errors import AdtagError
-from adtag.metrics import gap_ranked
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -31,6 +27,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def evaluate(preds: dict[str, list[tuple[str, float]]], truth: dict[str, list[str]], top_k: int = 20) -> dict:
+    """Every figure ``adtag evaluate`` prints; mAP is macro over the tags in ``truth``, from the
+    ranked lists given (a tag missing from an item's list counts as not retrieved)."""
+    import numpy as np
+
+    from adtag.metrics import gap_ranked
+
     ids = [k for k in truth if truth[k]]
     covered = [k for k in ids if k in preds]
     hits = [bool(preds[k]) and max(preds[k], key=lambda p: p[1])[0] in set(truth[k]) for k in covered]
@@ -55,6 +57,8 @@ def evaluate(preds: dict[str, list[tuple[str, float]]], truth: dict[str, list[st
 
 
 def run(args: argparse.Namespace) -> int:
+    from adtag.data.predictions import read_predictions, read_truth
+
     preds = read_predictions(args.predictions)
     truth = read_truth(args.truth)
     if not any(truth.values()):
@@ -63,8 +67,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res, ensure_ascii=False, indent=2))
     else:
-        print(f"GAP@{args.top_k}  {res['gap']:.4f}")
-        print(f"hit@1   {res['hit1']:.4f}")
-        print(f"mAP     {res['map']:.4f}")
+        # Each figure says what it is computed from: the ranked lists in the file, never more.
+        print(f"GAP@{args.top_k}  {res['gap']:.4f}  (each item's top {args.top_k} tags, pooled)")
+        print(f"hit@1   {res['hit1']:.4f}  (share of items whose first tag is true)")
+        print(
+            f"mAP     {res['map']:.4f}  (macro over the {len(res['per_tag_ap'])} tags in the truth, "
+            "from the ranked lists in the file)"
+        )
         print(f"items   {res['n_predicted']} predicted of {res['n_items']} in truth")
     return 0

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from adtag.commands._common import add_threads, setup
-from adtag.data.manifest import Item, load_manifest
-from adtag.data.predictions import write_predictions
-from adtag.data.taac import is_taac_source
+from adtag.commands._common import add_threads, check_model_dir, failure_line, setup
 from adtag.errors import AdtagError
-from adtag.models.tagger import Tagger
+
+if TYPE_CHECKING:  # the model layer loads torch: imported when the command runs, not for --help
+    from adtag.data.manifest import Item
+    from adtag.models.tagger import Tagger
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=20, help="tags kept per item (default: 20)")
     p.add_argument("--language", default=None, help="force the ASR language for raw videos, e.g. zh")
     p.add_argument(
-        "--workers", type=int, default=None, metavar="N", help="with --engine ray: Ray actors (default: one per CPU)"
+        "--workers", type=int, default=None, metavar="N", help="with --engine ray: actors (default: 1 per CPU)"
     )
     add_threads(p)
     from adtag.engines import add_engine_options
@@ -41,26 +42,34 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def items_from_input(path: Path, tagger: Tagger, language: str | None = None) -> tuple[list[Item], list[str]]:
     """Items ready to score, and the failures (videos that could not be read)."""
+    from adtag.data.manifest import load_manifest
+    from adtag.data.taac import is_taac_source
+
     if path.suffix in (".jsonl", ".json") or is_taac_source(path):
         return load_manifest(path), []
     from adtag.features.extract import extract_video
     from adtag.features.inputs import discover_inputs
 
     items, failures = [], []
-    for it in discover_inputs([path]):
+    videos = discover_inputs([path])
+    print(f"extracting {len(videos)} video(s) with the model's encoders (they take ~15 s to load)", file=sys.stderr)
+    for it in videos:
         try:
             items.append(extract_video(it.video, tagger.config.encoders, language=language, item_id=it.id))
         except AdtagError as exc:
-            failures.append(f"{it.video}: {exc}")
+            failures.append(failure_line(it.video, exc))
     return items, failures
 
 
-def _predict_ray(args: argparse.Namespace) -> int:
+def _predict_ray(args: argparse.Namespace, tagger: Tagger) -> int:
+    """Score on a Ray cluster: actors holding the Tagger, the same TAAC JSON in input order."""
+    from adtag.data.manifest import load_manifest
+    from adtag.data.predictions import write_predictions
+    from adtag.data.taac import is_taac_source
     from adtag.engines.ray_cluster import ray_session
     from adtag.engines.ray_predict import predict_ray
     from adtag.features.inputs import discover_inputs
 
-    tagger = Tagger.load(args.model_dir)  # a damaged model folder fails here, before the cluster
     raw = not (args.input.suffix in (".jsonl", ".json") or is_taac_source(args.input))
     items = None if raw else load_manifest(args.input)
     videos = discover_inputs([args.input]) if raw else None
@@ -79,15 +88,21 @@ def _predict_ray(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     setup(args)
+    from adtag.data.predictions import write_predictions
     from adtag.engines import check_engine_args
+    from adtag.models.tagger import Tagger
 
     check_engine_args(args)
+    check_model_dir(args.model_dir, "predict", "INPUT")
+    print(f"loading the model from {args.model_dir}", file=sys.stderr)
+    tagger = Tagger.load(args.model_dir)  # a damaged model folder fails here, before any cluster work
     if args.engine == "ray":
-        return _predict_ray(args)
-    tagger = Tagger.load(args.model_dir)
+        return _predict_ray(args, tagger)
     items, failures = items_from_input(args.input, tagger, args.language)
     if not items:
-        raise AdtagError(f"{args.input}: nothing to score" + (f" ({len(failures)} failed)" if failures else ""))
+        if failures:
+            raise AdtagError(f"{args.input}: nothing to score, every video failed:\n  " + "\n  ".join(failures))
+        raise AdtagError(f"{args.input}: nothing to score (no item found)")
     scores = tagger.predict_proba(items)
     write_predictions(args.out, [it.id for it in items], scores, tagger.vocab_.tags, args.top_k)
     print(f"wrote {len(items)} predictions to {args.out}")
