@@ -7,7 +7,8 @@ name. The plan is a list of steps; each step's outcome goes to the JSON file giv
 
 Steps: ``cmd`` runs an ``adtag`` command as a driver; ``kill_worker_node`` runs one and, once
 the feature journal has N lines, SIGKILLs the second node's raylet and every process under it;
-``kill_driver`` SIGKILLs the driver itself once the journal has N lines.
+``kill_driver`` SIGKILLs the driver itself once the journal has N lines, ``interrupt`` sends it
+SIGINT (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -198,6 +199,8 @@ def main(plan_path: str) -> int:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
+            elif step["kill"] == "interrupt":
+                proc.send_signal(signal.SIGINT)  # Ctrl-C
             else:
                 proc.kill()
         try:

@@ -60,9 +60,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "out": str(root / "outcome.json"),
         "steps": [
             {
+                "name": "interrupt",
+                "argv": [*extract, "--out", str(root / "resumed")],
+                "kill_after": 1,
+                "journal": str(root / "resumed" / "journal.jsonl"),
+                "kill": "interrupt",
+            },
+            {
                 "name": "kill_driver",
                 "argv": [*extract, "--out", str(root / "resumed")],
-                "kill_after": 2,
+                "kill_after": 3,
                 "journal": str(root / "resumed" / "journal.jsonl"),
                 "kill": "driver",
             },
@@ -122,9 +129,10 @@ def _sources_once(store: Path, n: int) -> list[dict]:
     return records
 
 
-def test_killed_driver_loses_only_in_flight_videos_and_the_same_command_resumes(run: dict) -> None:
-    killed, resumed = run["steps"]["kill_driver"], run["steps"]["resume"]
-    assert killed["reached"] and killed["code"] == -9 and killed["journal_at_kill"] >= 2
+def test_ctrl_c_then_a_killed_driver_lose_only_in_flight_videos_and_the_same_command_resumes(run: dict) -> None:
+    stopped, killed, resumed = run["steps"]["interrupt"], run["steps"]["kill_driver"], run["steps"]["resume"]
+    assert stopped["reached"] and stopped["code"] == 130 and "interrupted" in stopped["stderr"], stopped
+    assert killed["reached"] and killed["code"] == -9 and killed["journal_at_kill"] >= 3
     assert resumed["code"] == 1, resumed["stderr"]  # the broken clip, recorded and listed
     assert "broken.mp4: not a readable" in resumed["stderr"]
     records = _sources_once(run["root"] / "resumed", len(SECONDS) + 1)
