@@ -74,6 +74,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 "kill": "driver",
             },
             {"name": "resume", "argv": [*extract, "--out", str(root / "resumed")]},
+            {"name": "gather", "argv": [*extract, "--out", str(root / "gathered"), "--gather", "--workers", "2"]},
             {
                 "name": "predict",
                 "argv": ["predict", str(root / "model_local"), str(manifest), "--out", str(root / "pred_ray.json")],
@@ -147,6 +148,13 @@ def test_losing_a_worker_node_mid_run_finishes_on_the_other_with_nothing_lost_or
     assert step["code"] == 1 and "broken.mp4" in step["stderr"], step["stderr"]
     _sources_once(run["root"] / "lost_node", len(SECONDS) + 1)
     _same_store(run["local"], run["root"] / "lost_node")
+
+
+def test_gather_sends_arrays_to_the_driver_and_gives_the_same_store(run: dict) -> None:
+    step = run["steps"]["gather"]
+    assert step["code"] == 1 and "broken.mp4" in step["stderr"], step["stderr"]
+    _sources_once(run["root"] / "gathered", len(SECONDS) + 1)
+    _same_store(run["local"], run["root"] / "gathered")
 
 
 def test_prediction_on_the_cluster_equals_the_local_engine(run: dict) -> None:
