@@ -33,6 +33,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help=f"fusion rows to run (default: {','.join(FUSIONS)})",
     )
     add_data_options(p)
+    from adtag.engines import add_engine_options
+
+    add_engine_options(p)
     return p
 
 
@@ -51,15 +54,19 @@ def run(args: argparse.Namespace) -> int:
             f"{args.manifest}: ablation needs tags on every item; {len(missing)} lack them, e.g. {missing[:3]}"
         )
     cfg = replace(TrainConfig(), folds=args.inner_folds, seed=args.seed, modalities=args.modalities)
-    result = run_ablation(
-        items,
-        vocab,
-        cfg,
-        outer_folds=args.folds,
-        fusions=args.fusions,
-        progress=not args.quiet,
-        dataset=str(args.manifest),
-    )
+    from adtag.engines import branch_executor
+
+    with branch_executor(args) as fold_map_fn:  # --engine ray: one Ray task per outer fold
+        result = run_ablation(
+            items,
+            vocab,
+            cfg,
+            outer_folds=args.folds,
+            fusions=args.fusions,
+            progress=not args.quiet,
+            dataset=str(args.manifest),
+            fold_map_fn=fold_map_fn,
+        )
     paths = write_ablation(result, args.out)
     print(to_markdown(result))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
