@@ -10,6 +10,7 @@ from adtag.commands._common import add_threads, setup
 from adtag.data.manifest import Item, load_manifest
 from adtag.data.predictions import write_predictions
 from adtag.data.taac import is_taac_source
+from adtag.decisions.cli import add_decide_options, write_decided
 from adtag.errors import AdtagError
 from adtag.models.tagger import Tagger
 
@@ -30,6 +31,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=20, help="tags kept per item (default: 20)")
     p.add_argument("--language", default=None, help="force the ASR language for raw videos, e.g. zh")
     add_threads(p)
+    add_decide_options(p, "predict")
     return p
 
 
@@ -56,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         raise AdtagError(f"{args.input}: nothing to score" + (f" ({len(failures)} failed)" if failures else ""))
     scores = tagger.predict_proba(items)
-    write_predictions(args.out, [it.id for it in items], scores, tagger.vocab_.tags, args.top_k)
+    if args.decide is not None:
+        write_decided(args, args.model_dir, tagger.vocab_.tags, [it.id for it in items], scores)
+    else:
+        write_predictions(args.out, [it.id for it in items], scores, tagger.vocab_.tags, args.top_k)
     print(f"wrote {len(items)} predictions to {args.out}")
     for f in failures:
         print(f"failed: {f}", file=sys.stderr)

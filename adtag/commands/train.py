@@ -8,6 +8,7 @@ from pathlib import Path
 from adtag.commands._common import add_data_options, setup
 from adtag.data.manifest import load_manifest
 from adtag.data.vocab import Vocabulary
+from adtag.decisions.cli import add_decide_options, fit_for_training
 from adtag.features.store import manifest_encoders
 from adtag.models.tagger import ALL_FUSIONS, Tagger, TrainConfig
 
@@ -35,6 +36,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5, help="K for the out-of-fold meta-features (default: 5)")
     p.add_argument("--no-joint", action="store_true", help="leave out the early-fusion branch over all modalities")
     add_data_options(p)
+    add_decide_options(p, "train")
     return p
 
 
@@ -53,5 +55,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"training on {len(items)} items from {args.manifest} (fusion={cfg.fusion}, folds={cfg.folds})")
     tagger = Tagger(cfg).fit(items, vocab, cache_dir=args.out if args.out.is_dir() else None, progress=not args.quiet)
     tagger.save(args.out)
+    fit_for_training(args, tagger, items, args.out)
     print(f"saved {args.out} ({tagger.metrics_['train_seconds']} s)")
     return 0

@@ -32,18 +32,20 @@ class Rules:
     taxonomy: Taxonomy | None = None
     per_group_max: int | None = None
     per_group_min: int = 0
+    min_tags: int = 1  # every training item has a tag, so every item gets at least its best one
 
     def to_json(self) -> dict[str, Any]:
         return {
             "taxonomy": self.taxonomy.to_json() if self.taxonomy else None,
             "per_group_max": self.per_group_max,
             "per_group_min": self.per_group_min,
+            "min_tags": self.min_tags,
         }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Rules:
         tax = Taxonomy.from_json(obj["taxonomy"]) if obj.get("taxonomy") else None
-        return cls(tax, obj.get("per_group_max"), int(obj.get("per_group_min") or 0))
+        return cls(tax, obj.get("per_group_max"), int(obj.get("per_group_min") or 0), int(obj.get("min_tags", 1)))
 
 
 @dataclass
@@ -126,7 +128,13 @@ class Decider:
         groups = tax.group_index(self.tags)[0] if tax else None
         parents = tax.parent_index(self.tags) if tax else None
         return apply_rules(
-            cal, self.thresholds.decide(cal), groups, parents, self.rules.per_group_max, self.rules.per_group_min
+            cal,
+            self.thresholds.decide(cal),
+            groups,
+            parents,
+            self.rules.per_group_max,
+            self.rules.per_group_min,
+            self.rules.min_tags,
         )
 
     def decide(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,8 +1,9 @@
 """Decisions from thresholds plus the taxonomy's rules.
 
 Order: per-tag thresholds; then, per group, at most ``per_group_max`` tags (the highest
-scores) and at least ``per_group_min`` (the group's best tags are added); then every decided
-tag implies its parent, grandparent, ... (a parent is never removed by the group cap).
+scores) and at least ``per_group_min`` (the group's best tags are added); then an item with
+fewer than ``min_tags`` decided tags gets its best ones; then every decided tag implies its
+parent, grandparent, ... (a parent is never removed by the group cap).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ def apply_rules(
     parents: np.ndarray | None = None,
     per_group_max: int | None = None,
     per_group_min: int = 0,
+    min_tags: int = 0,
 ) -> np.ndarray:
     """``decided`` (n, L) bool from thresholds -> decided after the group rules and parents."""
     out = np.array(decided, dtype=bool, copy=True)
@@ -35,6 +37,12 @@ def apply_rules(
             if per_group_min:
                 d |= rank < min(per_group_min, cols.size)
             out[:, cols] = d
+    if min_tags:
+        # An item short of min_tags decided tags gets its best-scored ones.
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :min_tags]
+        short = out.sum(1) < min_tags
+        rows = np.flatnonzero(short)
+        out[rows[:, None], top[short]] = True
     if parents is not None and (parents >= 0).any():
         # Walk up as many levels as the deepest chain (no cycles: the taxonomy checks them).
         for _ in range(len(parents)):
