@@ -64,7 +64,12 @@ def add_decide_options(p: argparse.ArgumentParser, command: str) -> None:
     )
     g.add_argument("--per-group-max", type=int, default=None, help="at most N decided tags per taxonomy group")
     g.add_argument("--per-group-min", type=int, default=None, help="at least N decided tags per taxonomy group")
-    g.add_argument("--min-tags", type=int, default=None, help="at least N decided tags per item (default: 1)")
+    g.add_argument(
+        "--min-tags",
+        type=int,
+        default=None,
+        help="at least N decided tags per item (default: 1 for f1, 0 for a precision or recall goal)",
+    )
 
 
 def _rules(args: argparse.Namespace, tags: list[str], base: Rules | None) -> Rules:

@@ -32,7 +32,9 @@ class Rules:
     taxonomy: Taxonomy | None = None
     per_group_max: int | None = None
     per_group_min: int = 0
-    min_tags: int = 1  # every training item has a tag, so every item gets at least its best one
+    # Every training item has a tag, so under the f1 goal every item gets at least its best one;
+    # a precision or recall goal is kept as asked (None: 1 for f1, else 0).
+    min_tags: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -45,7 +47,7 @@ class Rules:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Rules:
         tax = Taxonomy.from_json(obj["taxonomy"]) if obj.get("taxonomy") else None
-        return cls(tax, obj.get("per_group_max"), int(obj.get("per_group_min") or 0), int(obj.get("min_tags", 1)))
+        return cls(tax, obj.get("per_group_max"), int(obj.get("per_group_min") or 0), obj.get("min_tags"))
 
 
 @dataclass
@@ -134,8 +136,14 @@ class Decider:
             parents,
             self.rules.per_group_max,
             self.rules.per_group_min,
-            self.rules.min_tags,
+            self.min_tags,
         )
+
+    @property
+    def min_tags(self) -> int:
+        if self.rules.min_tags is not None:
+            return self.rules.min_tags
+        return 1 if self.thresholds.goal.kind == "f1" else 0
 
     def decide(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw scores (n, L) -> calibrated scores, decided (n, L) and review (n, L)."""
