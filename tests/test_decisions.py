@@ -216,3 +216,28 @@ def test_decider_missing_or_broken(tmp_path):
     (tmp_path / "decisions.npz").write_bytes(b"garbage")
     with pytest.raises(AdtagError, match="unreadable"):
         Decider.load(tmp_path)
+
+
+def test_report_shows_reliability_and_thresholds(tmp_path):
+    from adtag.report.decisions import decisions_data
+    from adtag.report.html import render_report
+    from tests.test_report import _inputs
+
+    s, y, _ = miscalibrated(n=1200, L=6, seed=9)
+    tags = ["室内/indoor", "a<b & c", "t2", "t3", "t4", "t5"]
+    y = y.copy()
+    y[:, 5] = False
+    y[:4, 5] = True  # a rare tag: pooled threshold
+    d = Decider.fit(s[:800], y[:800], tags, "f1")
+    data = decisions_data(d, s[800:], y[800:])
+    assert data["ece_after"] < data["ece_before"]
+    path = tmp_path / "r.html"
+    render_report(path, decisions=data, **_inputs())
+    page = path.read_text(encoding="utf-8")
+    section = page[page.index('id="decisions"') :]
+    assert "reliability diagram" in section and "data:image/png;base64," in section
+    assert "a&lt;b &amp; c" in section and "a<b & c" not in section
+    assert "pooled" in section and "own" in section
+    plain = tmp_path / "plain.html"
+    render_report(plain, **_inputs())
+    assert "adtag train --decide" in plain.read_text(encoding="utf-8")

@@ -40,10 +40,12 @@ def run_demo(
     progress: bool = True,
     log=print,
 ) -> dict[str, Any]:
+    from adtag.decisions.fit import fit_decider
     from adtag.demo.corpus import corpus_notes, generate_corpus
     from adtag.features.extract import extract_to_dir
     from adtag.features.inputs import discover_inputs
     from adtag.report import render_report, thumbnail_strip
+    from adtag.report.decisions import decisions_data
 
     out = Path(out)
     times: dict[str, float] = {}
@@ -75,6 +77,9 @@ def run_demo(
     model_dir = out / "model"
     tagger = Tagger(cfg).fit(train, vocab, cache_dir=model_dir if model_dir.is_dir() else None, progress=progress)
     tagger.save(model_dir)
+    # The decision layer (calibration + per-tag thresholds), as 'adtag train --decide f1' fits it.
+    decider = fit_decider(tagger, [it.id for it in train], vocab.encode([it.tags for it in train]), "f1")
+    decider.save(model_dir)
     times["train"] = time.time() - t
 
     t = time.time()
@@ -123,6 +128,7 @@ def run_demo(
         gallery=gallery,
         title="adtag demo report",
         notes=notes,
+        decisions=decisions_data(decider, scores, y),
     )
     times["report"] = time.time() - t
     log(

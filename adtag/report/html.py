@@ -22,6 +22,7 @@ import numpy as np
 from adtag.io import write_text
 from adtag.report.charts import bar_chart, pr_chart
 from adtag.report.curves import pooled_pr_curve
+from adtag.report.decisions import decisions_html
 from adtag.report.fonts import embedded_font_css
 from adtag.report.thumbnails import to_jpeg
 
@@ -181,6 +182,7 @@ def render_report(
     gallery: list[dict[str, Any]],
     title: str = "adtag report",
     notes: Sequence[str] = (),
+    decisions: dict[str, Any] | None = None,
 ) -> None:
     """Write the report to ``path`` atomically.
 
@@ -188,6 +190,8 @@ def render_report(
     ranked (tag, score) lists and ``truth`` to their true tags; ``gallery`` entries hold
     ``id``, ``thumbnails`` (RGB arrays or JPEG bytes), ``true`` and ``pred``. ``notes`` are
     lines about the run shown under the title (e.g. whether real speech was present).
+    ``decisions`` (from :func:`adtag.report.decisions.decisions_data`) adds a reliability diagram
+    and the per-tag thresholds.
     """
     tables = ablation.get("tables", {})
     summary = (
@@ -202,7 +206,8 @@ def render_report(
             + "</ul></section>"
         )
     page = Template(resources.files("adtag.report").joinpath("template.html").read_text(encoding="utf-8"))
-    text = _page_text(ablation, truth, gallery, title, summary, *notes)
+    dec_tags = [str(r["tag"]) for r in (decisions or {}).get("thresholds", [])]
+    text = _page_text(ablation, truth, gallery, title, summary, *notes, *dec_tags)
     out = page.substitute(
         title=_e(title),
         summary=_e(summary),
@@ -213,6 +218,7 @@ def render_report(
         per_tag=_per_tag(ablation.get("per_tag_ap", {})),
         pr=_pr(predictions, truth),
         gallery=_gallery(gallery),
+        decisions=decisions_html(decisions, lambda png, alt: _img(png, "image/png", alt)),
     )
     write_text(Path(path), out)
     os.chmod(path, 0o644)  # the atomic temp file is private; a report is meant to be shared
