@@ -151,7 +151,7 @@ def corrupt(Y: np.ndarray, drop: float, add: float, seed: int = 0) -> tuple[np.n
     return Yc, Yc != Y.astype(bool)
 
 
-def audit(name: str, top: int = 200) -> dict:
+def audit(name: str, top: int = 200, cache: Path | None = None) -> dict:
     items = LOADERS[name]()
     vocab = Vocabulary.from_items([it.tags for it in items])
     tr, te = split(len(items), seed=1)
@@ -167,7 +167,15 @@ def audit(name: str, top: int = 200) -> dict:
         ]
 
     t0, c0 = time.time(), cpu_seconds()
-    oof, raw, _, _ = train_scores(relabel(Ynoisy), test, vocab)
+    f = cache / f"audit_{name}.npz" if cache else None
+    if f is not None and f.is_file():
+        z = np.load(f)
+        oof, raw = z["oof"], z["raw"]
+    else:
+        oof, raw, _, _ = train_scores(relabel(Ynoisy), test, vocab)
+        if f is not None:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(f, oof=oof, raw=raw)
     d = Decider.fit(oof, Ynoisy, vocab.tags, "f1")
     suspects = rank_suspects(d.calibrate(oof), Ynoisy, [it.id for it in train], vocab.tags, top=top, min_suspicion=0.0)
     pos = {it.id: i for i, it in enumerate(train)}
@@ -246,7 +254,7 @@ def main() -> int:
         print(json.dumps({k: v for k, v in q[-1].items() if k not in ("decisions", "goals")}), flush=True)
     a = []
     for name in [s for s in args.audit.split(",") if s]:
-        a.append(audit(name))
+        a.append(audit(name, cache=args.cache))
         print(json.dumps(a[-1]), flush=True)
     meta = {
         "started": started,

@@ -241,3 +241,18 @@ def test_report_shows_reliability_and_thresholds(tmp_path):
     plain = tmp_path / "plain.html"
     render_report(plain, **_inputs())
     assert "adtag train --decide" in plain.read_text(encoding="utf-8")
+
+
+def test_single_choice_group_scores_compete():
+    from adtag.decisions.decider import normalise_groups, single_choice_groups
+
+    truth = np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 1, 0]], bool)
+    groups = np.array([0, 0, 0, 1])
+    excl = single_choice_groups(truth, groups)
+    assert excl.tolist() == [0, 0, 0, -1]  # group 1 has a single tag: nothing to compete with
+    s = np.array([[0.6, 0.2, 0.2, 0.9]])
+    np.testing.assert_allclose(normalise_groups(s, excl), [[0.6, 0.2, 0.2, 0.9]])
+    s = np.array([[0.3, 0.1, 0.1, 0.9]])
+    np.testing.assert_allclose(normalise_groups(s, excl), [[0.6, 0.2, 0.2, 0.9]])
+    # A group where one training item has two tags is not single-choice.
+    assert (single_choice_groups(np.array([[1, 1, 0, 0]], bool), groups) == -1).all()

@@ -27,6 +27,37 @@ ARRAYS_FILE = "decisions.npz"
 META_FILE = "decisions.json"
 
 
+def single_choice_groups(truth: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each tag's group if no training item has two tags of it (and it has two tags or more), else -1.
+
+    Without a taxonomy the whole vocabulary is one group: a single-label data set (TNEWS) is one
+    single-choice group.
+    """
+    out = np.full(len(groups), -1, np.int64)
+    for g in np.unique(groups[groups >= 0]):
+        cols = groups == g
+        if cols.sum() >= 2 and truth.shape[0] and truth[:, cols].sum(1).max() <= 1:
+            out[cols] = g
+    return out
+
+
+def normalise_groups(scores: np.ndarray, exclusive: np.ndarray | None) -> np.ndarray:
+    """Within a single-choice group the tags compete: scores are divided by their sum per item.
+
+    The stacker scores each tag on its own; where at most one tag of a group can be right, the
+    share of the group's total is the better estimate and ranks items against each other better
+    (GAP pools all items' pairs).
+    """
+    if exclusive is None or not (exclusive >= 0).any():
+        return scores
+    out = np.array(scores, dtype=np.float64, copy=True)
+    for g in np.unique(exclusive[exclusive >= 0]):
+        cols = exclusive == g
+        total = out[:, cols].sum(1, keepdims=True)
+        out[:, cols] = np.divide(out[:, cols], total, out=out[:, cols], where=total > 0)
+    return out
+
+
 @dataclass
 class Rules:
     taxonomy: Taxonomy | None = None
@@ -61,6 +92,8 @@ class Decider:
     oof_ids: list[str] = field(default_factory=list)
     min_positives: int = 10
     metrics: dict[str, Any] = field(default_factory=dict)
+    # Each tag's single-choice group (-1: none): groups where no training item has two tags.
+    exclusive: np.ndarray | None = None
 
     # ------------------------------------------------------------------ fitting
     @classmethod
@@ -81,7 +114,9 @@ class Decider:
         rules = rules or Rules()
         if rules.taxonomy is not None:
             rules.taxonomy.check_vocabulary(tags)
-        cal = Calibrator(prior=prior).fit(oof_scores, truth)
+        groups = rules.taxonomy.group_index(list(tags))[0] if rules.taxonomy else np.zeros(len(tags), np.int64)
+        exclusive = single_choice_groups(np.asarray(truth) > 0, groups)
+        cal = Calibrator(prior=prior).fit(normalise_groups(oof_scores, exclusive), truth)
         self = cls(
             tags=list(tags),
             calibrator=cal,
@@ -91,6 +126,7 @@ class Decider:
             oof_truth=(np.asarray(truth) > 0),
             oof_ids=list(ids or []),
             min_positives=min_positives,
+            exclusive=exclusive,
         )
         return self.with_goal(goal, band)
 
@@ -107,7 +143,7 @@ class Decider:
         rules = rules or self.rules
         if rules.taxonomy is not None:
             rules.taxonomy.check_vocabulary(self.tags)
-        cal = self.calibrator.transform(self.oof_scores)
+        cal = self.calibrate(self.oof_scores)
         th = fit_thresholds(cal, self.oof_truth, goal, self.min_positives, band)
         new = replace(self, thresholds=th, rules=rules)
         decided = new.decide_calibrated(cal)
@@ -123,7 +159,7 @@ class Decider:
 
     # ------------------------------------------------------------------ applying
     def calibrate(self, scores: np.ndarray) -> np.ndarray:
-        return self.calibrator.transform(scores)
+        return self.calibrator.transform(normalise_groups(scores, self.exclusive))
 
     def decide_calibrated(self, cal: np.ndarray) -> np.ndarray:
         tax = self.rules.taxonomy
@@ -170,6 +206,8 @@ class Decider:
         model_dir = Path(model_dir)
         arrays = {f"calibration/{k}": v for k, v in self.calibrator.state().items()}
         arrays["thresholds"] = self.thresholds.values
+        if self.exclusive is not None:
+            arrays["exclusive"] = self.exclusive
         arrays["own_threshold"] = self.thresholds.own
         if self.oof_scores is not None:
             arrays["oof_scores"] = self.oof_scores
@@ -226,6 +264,7 @@ class Decider:
                 oof_ids=list(meta.get("oof_ids", [])),
                 min_positives=int(meta.get("min_positives", 10)),
                 metrics=meta.get("metrics", {}),
+                exclusive=arrays.get("exclusive"),
             )
         except (KeyError, ValueError, OSError, json.JSONDecodeError) as exc:
             raise AdtagError(f"{model_dir}: the decision layer is unreadable ({type(exc).__name__}: {exc})") from None
