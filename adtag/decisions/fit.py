@@ -12,29 +12,56 @@ from adtag.decisions.thresholds import Goal
 from adtag.errors import AdtagError
 
 
+class _MetaFeaturesFusion:
+    """Adapts a fusion that takes ``MetaFeatures`` to the (P, present, extras) interface of system_oof."""
+
+    def __init__(self, make, branches: list[str]) -> None:
+        self.fusion = make()
+        self.branches = branches
+
+    def _mf(self, P, present, extras):
+        from adtag.models.meta_features import MetaFeatures
+
+        return MetaFeatures(P, present, self.branches, extras)
+
+    def fit(self, P, present, extras, Y) -> _MetaFeaturesFusion:
+        self.fusion.fit(self._mf(P, present, extras), Y)
+        return self
+
+    def predict_proba(self, P, present, extras) -> np.ndarray:
+        return self.fusion.predict_proba(self._mf(P, present, extras))
+
+
 def tagger_oof_scores(tagger: Any, Y: np.ndarray, folds: int | None = None) -> np.ndarray:
     """The whole system's out-of-fold scores on the training items the tagger was fitted on.
 
-    The stacker is refitted K-fold on the cached out-of-fold meta-features (no branch is refitted).
+    The fusion is refitted K-fold on the cached out-of-fold meta-features (no branch is refitted).
     """
+    cfg = tagger.config
+    folds = folds or cfg.folds
+    mf = getattr(tagger, "meta_features_", None)
+    if mf is not None:  # the composed Tagger: Features -> MetaFeatures -> fusion
+        from adtag.models.fusions import create_fusion
+
+        def make():
+            return _MetaFeaturesFusion(lambda: create_fusion(cfg.fusion, cfg.seed, **cfg.stacker), mf.branches)
+
+        return system_oof(mf.P, mf.present, mf.extras, Y, make, folds, cfg.seed)
     oof = getattr(tagger, "oof_", None)
-    if oof is None or getattr(tagger, "fusion_", None) is not None:
+    if oof is None:
         raise AdtagError(
-            "decisions need a stacker over out-of-fold meta-features (--fusion stack, paper or mean); "
-            f"fusion {tagger.config.fusion!r} has none"
+            f"decisions need a fusion over out-of-fold meta-features; fusion {cfg.fusion!r} has none "
+            "(use --fusion stack, paper or mean)"
         )
     stacker = getattr(tagger, "stacker_", None)
     if stacker is not None:
-        params = stacker.get_params()
-        cls = type(stacker)
+        params, cls = stacker.get_params(), type(stacker)
 
-        def make():
+        def make_stacker():
             return cls(**params)
-    else:
-        make = MeanFusion
-    return system_oof(
-        oof["P"], oof["present"], oof["extras"], Y, make, folds or tagger.config.folds, tagger.config.seed
-    )
+
+        return system_oof(oof["P"], oof["present"], oof["extras"], Y, make_stacker, folds, cfg.seed)
+    return system_oof(oof["P"], oof["present"], oof["extras"], Y, MeanFusion, folds, cfg.seed)
 
 
 def fit_decider(
