@@ -22,18 +22,17 @@ from tqdm.auto import tqdm
 
 from adtag.data.manifest import Item
 from adtag.data.vocab import Vocabulary
+from adtag.errors import AdtagError
 from adtag.metrics import gap_at_k, hit_at_1, per_tag_ap
-from adtag.models.branch import JOINT, make_folds
-from adtag.models.fusion import FUSIONS, FusionTagger
-from adtag.models.stacker import Stacker, mean_fusion
+from adtag.models.branch import make_folds
+from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
+from adtag.models.meta_features import MetaFeatures
 from adtag.models.tagger import Tagger, TrainConfig
 
-FUSION_ROWS = ("stack", "paper", "mean", "best-branch", "early-fusion-lr") + FUSIONS
 
-
-def _stack_subset(P, present, extras, Y, cols, use_extras, seed, kind="tagwise"):
-    ex = extras if use_extras else np.zeros((len(Y), 0), np.float32)
-    return Stacker(kind=kind, seed=seed).fit(P[:, cols], present[:, cols], ex, Y)
+def _stack_subset(tr: MetaFeatures, te: MetaFeatures, Y: np.ndarray, cols: list[int], extras: bool, seed: int):
+    st = create_fusion("stack", seed).fit(tr.select(cols, extras), Y)
+    return st.predict_proba(te.select(cols, extras))
 
 
 def run_ablation(
@@ -41,12 +40,15 @@ def run_ablation(
     vocab: Vocabulary | None = None,
     config: TrainConfig | None = None,
     outer_folds: int = 5,
-    fusions: tuple[str, ...] = FUSION_ROWS,
+    fusions: tuple[str, ...] = tuple(FUSIONS),
     progress: bool = True,
     dataset: str = "",
 ) -> dict[str, Any]:
     t0 = time.time()
-    config = replace(config or TrainConfig(), fusion="stack")
+    unknown = [f for f in fusions if f not in FUSIONS]
+    if unknown:
+        raise AdtagError(f"unknown fusions {unknown}; choose from {', '.join(FUSIONS)}")
+    config = replace(config or TrainConfig(), fusion="mean")  # each row fits its own fusion below
     vocab = vocab or Vocabulary.from_items([it.tags for it in items])
     Y = vocab.encode([it.tags or [] for it in items], [it.id for it in items])
     n, L = Y.shape
@@ -61,25 +63,22 @@ def run_ablation(
     for k, (tr, te) in enumerate(tqdm(outer, desc="outer folds", disable=not progress)):
         items_tr = [items[i] for i in tr]
         items_te = [items[i] for i in te]
-        tagger = Tagger(replace(config, seed=config.seed + k)).fit(items_tr, vocab, progress=False, log=lambda *_: None)
-        Ptr, prtr, extr = tagger.oof_["P"], tagger.oof_["present"], tagger.oof_["extras"]
-        Ytr = Y[tr]
-        Pte, prte, exte = tagger.branch_probas(items_te)
-        names = [s.name for s in tagger.branch_specs()]
+        seed = config.seed + k
+        tagger = Tagger(replace(config, seed=seed)).fit(items_tr, vocab, progress=False, log=lambda *_: None)
+        mf_tr, mf_te, Ytr = tagger.meta_features_, tagger.meta_features(items_te), Y[tr]
         mods = [s.name for s in tagger.specs_]
         kinds = {s.name: s.kind for s in tagger.specs_}
-        cols_of = {m: [b for b, nm in enumerate(names) if nm.split("/")[0] == m] for m in mods}
-        seed = config.seed + k
+        cols_of = {m: [b for b, nm in enumerate(mf_tr.branches) if nm.split("/")[0] == m] for m in mods}
         # 1. single modalities
         mod_gap = {}
         for m in mods:
             cols = cols_of[m]
             if not cols:
                 continue
-            st = _stack_subset(Ptr, prtr, extr, Ytr, cols, m == "extra", seed)
-            put(f"single:{m}", te, st.predict_proba(Pte[:, cols], prte[:, cols], exte if m == "extra" else exte[:, :0]))
-            rows = prtr[:, cols[0]]
-            mod_gap[m] = gap_at_k(mean_fusion(Ptr[:, cols], prtr[:, cols])[rows], Ytr[rows]) if rows.any() else 0
+            put(f"single:{m}", te, _stack_subset(mf_tr, mf_te, Ytr, cols, m == "extra", seed))
+            rows = mf_tr.present[:, cols[0]]
+            sub = mf_tr.select(cols)
+            mod_gap[m] = gap_at_k(mean_fusion(sub.P, sub.present)[rows], Ytr[rows]) if rows.any() else 0
         # 2. growing combinations, ordered by the first fold's out-of-fold single-modality GAP
         if order is None:
             order = sorted(mod_gap, key=lambda m: -mod_gap[m])
@@ -88,38 +87,21 @@ def run_ablation(
             if not any(cols_of.get(m) for m in subset):
                 continue
             cols = [c for m in subset for c in cols_of.get(m, [])]  # a fold may lack a rare modality
-            use_ex = "extra" in subset
-            st = _stack_subset(Ptr, prtr, extr, Ytr, cols, use_ex, seed)
-            put(
-                "combo:" + "+".join(subset),
-                te,
-                st.predict_proba(Pte[:, cols], prte[:, cols], exte if use_ex else exte[:, :0]),
-            )
-        # 3. fusion strategies
-        all_cols = list(range(len(names)))
+            put("combo:" + "+".join(subset), te, _stack_subset(mf_tr, mf_te, Ytr, cols, "extra" in subset, seed))
+        # 3. fusion strategies, from the fusion registry
         feats = None
         for f in fusions:
-            if f == "stack":
-                put("fusion:stack", te, tagger.stacker_.predict_proba(Pte, prte, exte))
-            elif f == "paper":
-                st = _stack_subset(Ptr, prtr, extr, Ytr, all_cols, True, seed, kind="paper")
-                put("fusion:paper", te, st.predict_proba(Pte, prte, exte))
-            elif f == "mean":
-                put("fusion:mean", te, mean_fusion(Pte, prte))
-            elif f == "best-branch":
-                gaps = tagger.metrics_["branch_oof_gap"]
-                best = max((nm for nm in names if gaps.get(nm) is not None), key=lambda nm: gaps[nm])
-                put("fusion:best-branch", te, Pte[:, names.index(best)])
-            elif f == "early-fusion-lr" and f"{JOINT}/lr" in names:
-                put("fusion:early-fusion-lr", te, Pte[:, names.index(f"{JOINT}/lr")])
-            elif f in FUSIONS:
-                if feats is None:  # featurize once per fold, shared by the four fusion networks
-                    feats = (tagger._featurize(items_tr), tagger._featurize(items_te))
-                (btr, mtr), (bte, mte) = feats
-                ptr_m = np.stack([mtr[m] for m in mods], 1)
-                pte_m = np.stack([mte[m] for m in mods], 1)
-                ft = FusionTagger(f, seed=seed).fit([btr[m] for m in mods], ptr_m, Ytr)
-                put(f"fusion:{f}", te, ft.predict_proba([bte[m] for m in mods], pte_m))
+            fusion = create_fusion(f, seed, **config.stacker)
+            if FUSIONS[f].on == "features":
+                if feats is None:  # featurize once per fold, shared by the fusion networks
+                    feats = (tagger.features(items_tr), tagger.features(items_te))
+                x_tr, x_te = feats
+            else:
+                x_tr, x_te = mf_tr, mf_te
+            try:
+                put(f"fusion:{f}", te, fusion.fit(x_tr, Ytr).predict_proba(x_te))
+            except NotApplicable:  # e.g. early-fusion-lr without a joint branch
+                continue
 
     def row(name: str) -> dict[str, Any]:
         s = preds[name]

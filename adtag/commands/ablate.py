@@ -6,11 +6,12 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from adtag.ablation import FUSION_ROWS, run_ablation
+from adtag.ablation import run_ablation
 from adtag.ablation_report import to_markdown, write_ablation
 from adtag.commands._common import add_data_options, setup
 from adtag.data.manifest import load_manifest
 from adtag.data.vocab import Vocabulary
+from adtag.models.fusions import FUSIONS
 from adtag.models.tagger import TrainConfig
 
 
@@ -33,8 +34,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--fusions",
         type=lambda s: tuple(x for x in s.split(",") if x),
-        default=FUSION_ROWS,
-        help=f"fusion rows to run (default: {','.join(FUSION_ROWS)})",
+        default=tuple(FUSIONS),
+        help=f"fusion rows to run (default: {','.join(FUSIONS)})",
     )
     add_data_options(p)
     return p

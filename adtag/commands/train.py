@@ -10,7 +10,8 @@ from adtag.data.manifest import load_manifest
 from adtag.data.vocab import Vocabulary
 from adtag.decisions.cli import add_decide_options, fit_for_training
 from adtag.features.store import manifest_encoders
-from adtag.models.tagger import ALL_FUSIONS, Tagger, TrainConfig
+from adtag.models.fusions import FUSIONS
+from adtag.models.tagger import Tagger, TrainConfig
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -28,10 +29,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="model folder to write (replaced atomically)")
     p.add_argument(
         "--fusion",
-        choices=ALL_FUSIONS,
+        choices=list(FUSIONS),
         default="stack",
-        help="stack: default tag-wise stacker; paper: the paper's 3-layer DNN stacker; mean: plain averaging "
-        "of branch scores; concat/sum/max/attention: the paper's fusion baselines (default: stack)",
+        help="; ".join(f"{f.name}: {f.description}" for f in FUSIONS.values()) + " (default: stack)",
     )
     p.add_argument("--folds", type=int, default=5, help="K for the out-of-fold meta-features (default: 5)")
     p.add_argument("--no-joint", action="store_true", help="leave out the early-fusion branch over all modalities")

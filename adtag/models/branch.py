@@ -1,16 +1,20 @@
 """Level 1 of the paper: one branch model per modality, trained K-fold.
 
-Each branch's out-of-fold tag probabilities are the meta-features; its K fold models are kept
-and averaged at prediction time, so no branch is ever refitted on the full data.
+Branch models live in one registry (name -> class and its default parameters), as encoders do:
+``register_branch_model("lr", LinearTagger, loss="log")`` makes ``lr`` usable in
+``TrainConfig.branch_models``. Each branch's K fold models are kept and averaged at prediction
+time, so no branch is ever refitted on the full data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import KFold
 
+from adtag.models.base import Estimator
 from adtag.models.linear import LinearTagger
 from adtag.models.mlp import MLPTagger
 
@@ -24,25 +28,36 @@ DEFAULT_MODELS = {
     JOINT: ["lr"],
 }
 
+BRANCH_MODELS: dict[str, tuple[type[Estimator], dict[str, Any]]] = {}
+
+
+def register_branch_model(name: str, cls: type[Estimator], **params: Any) -> None:
+    if name in BRANCH_MODELS:
+        raise ValueError(f"branch model {name!r} registered twice")
+    BRANCH_MODELS[name] = (cls, params)
+
+
+register_branch_model("lr", LinearTagger, loss="log")
+register_branch_model("svm", LinearTagger, loss="hinge")
+register_branch_model("mlp", MLPTagger)
+
+
+def make_branch_model(name: str, seed: int = 0) -> Estimator:
+    """An unfitted branch model; ``seed`` goes to models that take one."""
+    if name not in BRANCH_MODELS:
+        raise ValueError(f"unknown branch model {name!r} ({', '.join(BRANCH_MODELS)})")
+    cls, params = BRANCH_MODELS[name]
+    return cls(**params, **({"seed": seed} if "seed" in cls.param_names() else {}))
+
 
 @dataclass(frozen=True)
 class BranchSpec:
     modality: str  # a modality name, or "joint"
-    model: str  # "lr" | "svm" | "mlp"
+    model: str  # a name in BRANCH_MODELS
 
     @property
     def name(self) -> str:
         return f"{self.modality}/{self.model}"
-
-
-def make_estimator(model: str, seed: int = 0) -> LinearTagger | MLPTagger:
-    if model == "lr":
-        return LinearTagger(loss="log")
-    if model == "svm":
-        return LinearTagger(loss="hinge")
-    if model == "mlp":
-        return MLPTagger(seed=seed)
-    raise ValueError(f"unknown branch model {model!r} (lr, svm, mlp)")
 
 
 def make_folds(n: int, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -58,38 +73,27 @@ def fit_branch(
     present: np.ndarray,
     folds: list[tuple[np.ndarray, np.ndarray]],
     seed: int = 0,
-) -> tuple[np.ndarray, list[LinearTagger | MLPTagger]]:
+) -> tuple[np.ndarray, list[Estimator]]:
     """Train one branch K-fold; return its out-of-fold probabilities (n, L) and the fold models.
 
     Items that lack the modality are left out of training (their rows carry no evidence); the
-    branch still scores them, and the stacker sees them as absent.
+    branch still scores them, and the stacker sees them as absent. Each model's ``fit_fold``
+    sees the first fold's model, so it can select settings once and warm-start the rest.
     """
     oof = np.zeros(Y.shape, dtype=np.float32)
-    models: list[LinearTagger | MLPTagger] = []
-    first: LinearTagger | MLPTagger | None = None
+    models: list[Estimator] = []
     for k, (tr, va) in enumerate(folds):
         tr = tr[present[tr]]
         if len(tr) == 0:
             tr = folds[k][0]
-        est = make_estimator(spec.model, seed + k)
-        if isinstance(est, LinearTagger):
-            if first is None:
-                va_p = va[present[va]]
-                if len(va_p) >= 5:
-                    est.fit_select(X[tr], Y[tr], X[va_p], Y[va_p])
-                else:
-                    est.fit(X[tr], Y[tr])
-            else:
-                est = LinearTagger(**first.get_params()).fit(X[tr], Y[tr], init=first)
-        else:
-            est.fit(X[tr], Y[tr])
-        first = first or est
+        est = make_branch_model(spec.model, seed + k)
+        est.fit_fold(X, Y, tr, va[present[va]], models[0] if models else None)
         oof[va] = est.predict_proba(X[va])
         models.append(est)
     return oof, models
 
 
-def predict_branch(models: list[LinearTagger | MLPTagger], X) -> np.ndarray:
+def predict_branch(models: list, X) -> np.ndarray:
     """Average of the fold models' probabilities."""
     out = models[0].predict_proba(X)
     for m in models[1:]:

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
 from adtag.data.modalities import ModalitySpec
+from adtag.models.base import Estimator
 from adtag.models.tokenize import ngrams
 
 
@@ -23,7 +24,7 @@ def pool_sequence(arr: np.ndarray) -> np.ndarray:
     return np.concatenate([a.mean(0), a.max(0), a.std(0)]).astype(np.float32)
 
 
-class TextFeaturizer:
+class TextFeaturizer(Estimator):
     """TF-IDF over word 1-2-grams, the paper's input to its linear text models."""
 
     def __init__(self, max_features: int = 100_000, min_df: int = 2) -> None:
@@ -53,37 +54,27 @@ class TextFeaturizer:
         norms[norms == 0] = 1
         return sp.csr_matrix(sp.diags(1 / norms) @ x, dtype=np.float32)
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        words = sorted(self.vocabulary_, key=self.vocabulary_.get)
-        return {"idf": self.idf_}, {"words": words}
 
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> TextFeaturizer:
-        self.idf_ = arrays["idf"].astype(np.float32)
-        self.vocabulary_ = {w: i for i, w in enumerate(meta["words"])}
-        return self
-
-
-class DenseFeaturizer:
+class DenseFeaturizer(Estimator):
     """Vectors, pooled sequences and extras: standardised, absent values at the mean (0)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str = "vector", width: int = 0) -> None:
         self.kind = kind
+        self.width = width  # columns after pooling (extras: the number of extra columns)
 
-    def _raw(self, values: list[Any], n_cols: int | None = None) -> np.ndarray:
+    def _raw(self, values: list[Any]) -> np.ndarray:
         if self.kind == "extra":
             mat = np.array(values[0], dtype=np.float32, copy=True)
             # Sizes and durations span decades: a signed log keeps them on one scale.
             return np.sign(mat) * np.log1p(np.abs(mat))
-        width = n_cols if n_cols is not None else self.mean_.shape[0]
-        mat = np.full((len(values), width), np.nan, dtype=np.float32)
+        mat = np.full((len(values), self.width), np.nan, dtype=np.float32)
         for i, v in enumerate(values):
             if v is not None:
                 mat[i] = pool_sequence(v) if self.kind == "sequence" else v.reshape(-1)
         return mat
 
-    def fit(self, values: list[Any], mask: np.ndarray, spec: ModalitySpec) -> DenseFeaturizer:
-        n_cols = len(spec.columns) if self.kind == "extra" else spec.dim * (3 if self.kind == "sequence" else 1)
-        mat = self._raw(values, n_cols)
+    def fit(self, values: list[Any], mask: np.ndarray) -> DenseFeaturizer:
+        mat = self._raw(values)
         with np.errstate(all="ignore"):
             mean = np.nanmean(mat, axis=0) if np.isfinite(mat).any() else np.zeros(mat.shape[1])
             std = np.nanstd(mat, axis=0)
@@ -96,20 +87,10 @@ class DenseFeaturizer:
         mat = (self._raw(values) - self.mean_) / self.scale_
         return np.nan_to_num(mat, nan=0.0).astype(np.float32)
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"mean": self.mean_, "scale": self.scale_}, {}
-
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> DenseFeaturizer:
-        self.mean_, self.scale_ = arrays["mean"], arrays["scale"]
-        return self
-
 
 def make_featurizer(spec: ModalitySpec) -> TextFeaturizer | DenseFeaturizer:
-    return TextFeaturizer() if spec.kind == "text" else DenseFeaturizer(spec.kind)
-
-
-def fit_featurizer(spec: ModalitySpec, values: list[Any], mask: np.ndarray) -> TextFeaturizer | DenseFeaturizer:
-    f = make_featurizer(spec)
-    if isinstance(f, TextFeaturizer):
-        return f.fit(values, mask)
-    return f.fit(values, mask, spec)
+    """The featurizer for a modality (unfitted); every featurizer fits as ``fit(values, mask)``."""
+    if spec.kind == "text":
+        return TextFeaturizer()
+    width = len(spec.columns) if spec.kind == "extra" else spec.dim * (3 if spec.kind == "sequence" else 1)
+    return DenseFeaturizer(spec.kind, width)

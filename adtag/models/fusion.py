@@ -14,9 +14,11 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from adtag.models.base import Estimator
+from adtag.models.meta_features import Features
 from adtag.models.nn import load_numpy_state, split_holdout, state_to_numpy, to_tensor, train_early_stopped
 
-FUSIONS = ("concat", "sum", "max", "attention")
+KINDS = ("concat", "sum", "max", "attention")
 
 
 class _FusionNet(nn.Module):
@@ -55,8 +57,8 @@ def _rows(block, idx: np.ndarray) -> torch.Tensor:
     return to_tensor(block[idx]) if sp.issparse(block) else torch.from_numpy(np.ascontiguousarray(block[idx]))
 
 
-class FusionTagger:
-    """Early/intermediate fusion baseline: ``kind`` in concat, sum, max, attention."""
+class FusionTagger(Estimator):
+    """Early/intermediate fusion baseline over :class:`Features`: ``kind`` in concat, sum, max, attention."""
 
     def __init__(
         self, kind: str = "concat", d: int = 128, lr: float = 1e-3, max_epochs: int = 60, seed: int = 0
@@ -67,16 +69,14 @@ class FusionTagger:
         self.max_epochs = max_epochs
         self.seed = seed
 
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("kind", "d", "lr", "max_epochs", "seed")}
-
     def _build(self, dims: list[int], n_tags: int) -> _FusionNet:
-        if self.kind not in FUSIONS:
-            raise ValueError(f"unknown fusion {self.kind!r}; choose from {FUSIONS}")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fusion network {self.kind!r}; choose from {KINDS}")
         torch.manual_seed(self.seed)
         return _FusionNet(self.kind, dims, n_tags, self.d)
 
-    def fit(self, blocks: list, present: np.ndarray, Y: np.ndarray) -> FusionTagger:
+    def fit(self, x: Features, Y: np.ndarray) -> FusionTagger:
+        blocks, present = x.blocks, x.present
         blocks = [b if sp.issparse(b) else np.asarray(b, dtype=np.float32) for b in blocks]
         self.dims_ = [b.shape[1] for b in blocks]
         net = self.net_ = self._build(self.dims_, Y.shape[1])
@@ -102,7 +102,8 @@ class FusionTagger:
         )
         return self
 
-    def predict_proba(self, blocks: list, present: np.ndarray) -> np.ndarray:
+    def predict_proba(self, x: Features) -> np.ndarray:
+        blocks, present = x.blocks, x.present
         pr = torch.from_numpy(present.astype(np.float32))
         out = []
         with torch.no_grad():
@@ -111,11 +112,11 @@ class FusionTagger:
                 out.append(torch.sigmoid(self.net_([_rows(x, idx) for x in blocks], pr[idx])).numpy())
         return np.concatenate(out).astype(np.float32)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return state_to_numpy(self.net_)
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return state_to_numpy(self.net_), {"dims": self.dims_, "n_tags": int(self.net_.head[-1].out_features)}
 
-    def load_state(self, arrays: dict[str, np.ndarray], dims: list[int], n_tags: int) -> FusionTagger:
-        self.dims_ = list(dims)
-        self.net_ = self._build(self.dims_, n_tags)
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> FusionTagger:
+        self.dims_ = list(meta["dims"])
+        self.net_ = self._build(self.dims_, meta["n_tags"])
         load_numpy_state(self.net_, arrays)
         return self

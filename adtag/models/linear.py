@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 
 from adtag.metrics import gap_at_k
+from adtag.models.base import Estimator
 from adtag.models.lbfgs import minimize_lbfgs
 
 ALPHAS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
@@ -44,22 +45,19 @@ def _loss_grad(w: np.ndarray, X, Y: np.ndarray, alpha: float, loss: str) -> tupl
     return float(f), np.concatenate([gW.ravel(), gb]).astype(np.float64)
 
 
-class LinearTagger:
+class LinearTagger(Estimator):
     """Logistic regression (``loss="log"``) or linear SVM (``loss="hinge"``, squared hinge) over all tags.
 
-    ``alpha`` is the L2 strength. ``fit_select`` picks it from ``ALPHAS`` on a validation set
-    (a warm-started path from strong to weak) and, for the SVM, fits the Platt sigmoid that turns
-    scores into probabilities; the K-fold loop calls it on the first fold and reuses the choice.
+    ``alpha`` is the L2 strength. ``fit_select`` picks ``alpha_`` from ``ALPHAS`` on a validation
+    set (a warm-started path from strong to weak) and, for the SVM, fits the Platt sigmoid
+    ``platt_`` that turns scores into probabilities; the K-fold loop calls it on the first fold
+    and warm-starts the other folds from it with the same choice (``fit_fold``).
     """
 
-    def __init__(self, loss: str = "log", alpha: float = 1e-3, max_iter: int = 100, platt: tuple = (1.0, 0.0)) -> None:
+    def __init__(self, loss: str = "log", alpha: float = 1e-3, max_iter: int = 100) -> None:
         self.loss = loss
         self.alpha = alpha
         self.max_iter = max_iter
-        self.platt = platt
-
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("loss", "alpha", "max_iter", "platt")}
 
     def _solve(self, X, Y: np.ndarray, alpha: float, w0: np.ndarray | None, max_iter: int | None = None) -> np.ndarray:
         d, L = X.shape[1], Y.shape[1]
@@ -75,19 +73,21 @@ class LinearTagger:
         self.intercept_ = w[d * L :].astype(np.float32)
 
     def fit(self, X, Y: np.ndarray, init: LinearTagger | None = None) -> LinearTagger:
-        """Fit at ``self.alpha``; ``init`` (a fitted model on similar data) warm-starts the solver."""
+        """Fit at ``alpha``; ``init`` (a fitted model on similar data) warm-starts the solver and
+        lends its chosen ``alpha_`` and ``platt_``."""
         X, Y = _as_input(X), np.asarray(Y, dtype=np.float32)
         w0 = None
         max_iter = self.max_iter
+        self.alpha_ = init.alpha_ if init is not None else self.alpha
+        self.platt_ = init.platt_.copy() if init is not None else np.array([1.0, 0.0])
         if init is not None and init.coef_.shape == (X.shape[1], Y.shape[1]):
             w0 = np.concatenate([init.coef_.ravel(), init.intercept_]).astype(np.float64)
             max_iter = max(20, self.max_iter // 2)  # a neighbouring fold's optimum is close
-        self._set(self._solve(X, Y, self.alpha, w0, max_iter), X.shape[1], Y.shape[1])
-        self.platt_ = np.asarray(self.platt, dtype=np.float64)
+        self._set(self._solve(X, Y, self.alpha_, w0, max_iter), X.shape[1], Y.shape[1])
         return self
 
     def fit_select(self, X, Y: np.ndarray, X_val, Y_val: np.ndarray) -> LinearTagger:
-        """Choose ``alpha`` (and the SVM's Platt sigmoid) by GAP on the validation set."""
+        """Choose ``alpha_`` (and the SVM's Platt sigmoid ``platt_``) by GAP on the validation set."""
         X, Y, X_val = _as_input(X), np.asarray(Y, dtype=np.float32), _as_input(X_val)
         best: tuple[float, float, np.ndarray | None, np.ndarray | None] = (-1.0, ALPHAS[0], None, None)
         w = None
@@ -103,11 +103,18 @@ class LinearTagger:
                 worse += 1
                 if worse == 2:  # weaker regularisation keeps losing: stop the path
                     break
-        self.alpha = best[1]
+        self.alpha_ = best[1]
         self._set(best[2], X.shape[1], Y.shape[1])
-        self.platt = tuple(float(v) for v in _fit_platt(best[3], Y_val)) if self.loss == "hinge" else (1.0, 0.0)
-        self.platt_ = np.asarray(self.platt, dtype=np.float64)
+        self.platt_ = _fit_platt(best[3], Y_val) if self.loss == "hinge" else np.array([1.0, 0.0])
         return self
+
+    def fit_fold(self, X, Y: np.ndarray, train: np.ndarray, val: np.ndarray, prev: Any = None) -> LinearTagger:
+        """First fold: select ``alpha_`` on its held-out rows; later folds: warm start from it."""
+        if prev is not None:
+            return self.fit(X[train], Y[train], init=prev)
+        if len(val) >= 5:
+            return self.fit_select(X[train], Y[train], X[val], Y[val])
+        return self.fit(X[train], Y[train])
 
     def decision_function(self, X) -> np.ndarray:
         return np.asarray(X @ self.coef_) + self.intercept_
@@ -115,14 +122,6 @@ class LinearTagger:
     def predict_proba(self, X) -> np.ndarray:
         a, b = self.platt_
         return _sigmoid(a * self.decision_function(X) + b).astype(np.float32)
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {"coef": self.coef_, "intercept": self.intercept_, "platt": self.platt_.astype(np.float32)}
-
-    def load_state(self, arrays: dict[str, np.ndarray]) -> LinearTagger:
-        self.coef_, self.intercept_ = arrays["coef"], arrays["intercept"]
-        self.platt_ = arrays["platt"].astype(np.float64)
-        return self
 
 
 def _as_input(X):

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from adtag.models.base import Estimator
 from adtag.models.nn import load_numpy_state, split_holdout, state_to_numpy, to_tensor, train_early_stopped
 
 
@@ -26,7 +27,7 @@ class _Net(nn.Module):
         return self.body(x)
 
 
-class MLPTagger:
+class MLPTagger(Estimator):
     """One hidden layer, dropout, BCE over all tags; early stopping on an internal hold-out."""
 
     def __init__(
@@ -47,15 +48,11 @@ class MLPTagger:
         self.holdout = holdout
         self.seed = seed
 
-    def get_params(self) -> dict[str, Any]:
-        keys = ("hidden", "dropout", "lr", "weight_decay", "max_epochs", "holdout", "seed")
-        return {k: getattr(self, k) for k in keys}
-
     def _build(self, d_in: int, n_tags: int) -> _Net:
         torch.manual_seed(self.seed)
         return _Net(d_in, self.hidden, n_tags, self.dropout)
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, init: Any = None) -> MLPTagger:
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> MLPTagger:
         X = np.asarray(X, dtype=np.float32)
         Y = np.asarray(Y, dtype=np.float32)
         self.net_ = self._build(X.shape[1], Y.shape[1])
@@ -84,11 +81,11 @@ class MLPTagger:
             out = [torch.sigmoid(self.net_(to_tensor(X[i : i + 4096]))).numpy() for i in range(0, len(X), 4096)]
         return np.concatenate(out).astype(np.float32)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return state_to_numpy(self.net_)
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return state_to_numpy(self.net_), {}
 
-    def load_state(self, arrays: dict[str, np.ndarray]) -> MLPTagger:
-        d_in, n_tags = arrays["body.1.weight"].shape[1], arrays["body.4.weight"].shape[0]
-        self.net_ = self._build(d_in, n_tags)
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> MLPTagger:
+        self.shape_ = (arrays["body.1.weight"].shape[1], arrays["body.4.weight"].shape[0])
+        self.net_ = self._build(*self.shape_)
         load_numpy_state(self.net_, arrays)
         return self

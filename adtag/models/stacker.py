@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from adtag.models.base import Estimator
+from adtag.models.meta_features import MetaFeatures
 from adtag.models.nn import load_numpy_state, split_holdout, state_to_numpy, train_early_stopped
 
 EPS = 1e-4
@@ -29,13 +31,6 @@ EPS = 1e-4
 def to_logits(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, EPS, 1 - EPS)
     return np.log(p / (1 - p)).astype(np.float32)
-
-
-def mean_fusion(P: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Plain averaging of branch probabilities over the branches an item has: (n, B, L) -> (n, L)."""
-    w = present.astype(np.float32)
-    w[w.sum(1) == 0] = 1.0
-    return np.einsum("nb,nbl->nl", w, P) / w.sum(1, keepdims=True)
 
 
 class _StackerNet(nn.Module):
@@ -110,15 +105,15 @@ class _PaperNet(nn.Module):
         return self.body(torch.cat([flat, extra], dim=1))
 
 
-class Stacker:
-    """Fit on out-of-fold meta-features ``P`` (n, B, L), presence (n, B) and extras (n, E).
+class Stacker(Estimator):
+    """Fit on out-of-fold :class:`MetaFeatures`: matrix ``P`` (n, B, L), presence (n, B), extras (n, E).
 
-    ``kind="tagwise"`` is the default stacker above; ``kind="paper"`` the paper's wide network.
+    ``kind="stack"`` is the default stacker above; ``kind="paper"`` the paper's wide network.
     """
 
     def __init__(
         self,
-        kind: str = "tagwise",
+        kind: str = "stack",
         hidden: int = 16,
         wide: int = 128,
         dropout: float = 0.2,
@@ -142,29 +137,14 @@ class Stacker:
         self.max_items = max_items
         self.seed = seed
 
-    def get_params(self) -> dict[str, Any]:
-        keys = (
-            "kind",
-            "hidden",
-            "wide",
-            "dropout",
-            "n_bags",
-            "lr",
-            "weight_decay",
-            "max_epochs",
-            "patience",
-            "max_items",
-            "seed",
-        )
-        return {k: getattr(self, k) for k in keys}
-
     def _build(self, B: int, L: int, E: int, bag: int) -> nn.Module:
         torch.manual_seed(self.seed + 1000 * bag)
         if self.kind == "paper":
             return _PaperNet(B, L, E)
         return _StackerNet(B, L, E, self.hidden, self.wide, self.dropout)
 
-    def fit(self, P: np.ndarray, present: np.ndarray, extra: np.ndarray, Y: np.ndarray) -> Stacker:
+    def fit(self, mf: MetaFeatures, Y: np.ndarray) -> Stacker:
+        P, present, extra = mf.P, mf.present, mf.extras
         if self.max_items and P.shape[0] > self.max_items:
             # Its weights are few and shared across tags: a few thousand items pin them down, and
             # the cost of an epoch grows with items x tags.
@@ -204,7 +184,8 @@ class Stacker:
         self.shape_ = (B, L, ex.shape[1])
         return self
 
-    def decision_function(self, P: np.ndarray, present: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    def decision_function(self, mf: MetaFeatures) -> np.ndarray:
+        P, present, extra = mf.P, mf.present, mf.extras
         n = P.shape[0]
         z = torch.from_numpy(to_logits(P))
         pr = torch.from_numpy(present.astype(np.float32))
@@ -213,8 +194,8 @@ class Stacker:
             out = sum(net(z, pr, ex) for net in self.nets_) / len(self.nets_)
         return out.numpy()
 
-    def predict_proba(self, P: np.ndarray, present: np.ndarray, extra: np.ndarray) -> np.ndarray:
-        return (1 / (1 + np.exp(-self.decision_function(P, present, extra)))).astype(np.float32)
+    def predict_proba(self, mf: MetaFeatures) -> np.ndarray:
+        return (1 / (1 + np.exp(-self.decision_function(mf)))).astype(np.float32)
 
     def branch_weights(self) -> np.ndarray:
         """Each branch's share of the averaging part (mean over bags), for explanations."""
@@ -223,14 +204,15 @@ class Stacker:
         ws = [torch.softmax(net.alpha, 0).detach().numpy() for net in self.nets_]
         return np.mean(ws, axis=0)
 
-    def state(self) -> dict[str, np.ndarray]:
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         out = {}
         for i, net in enumerate(self.nets_):
             out.update({f"bag{i}.{k}": v for k, v in state_to_numpy(net).items()})
-        return out
+        return out, {"shape": list(self.shape_), "holdout_gap": self.holdout_gap_}
 
-    def load_state(self, arrays: dict[str, np.ndarray], shape: tuple[int, int, int]) -> Stacker:
-        self.shape_ = tuple(shape)
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Stacker:
+        self.shape_ = tuple(meta["shape"])
+        self.holdout_gap_ = meta.get("holdout_gap", float("nan"))
         self.nets_ = []
         n_bags = len({k.split(".", 1)[0] for k in arrays})
         for bag in range(n_bags):

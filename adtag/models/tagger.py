@@ -1,7 +1,7 @@
-"""The trained system: featurizers -> K-fold branches -> stacker (or a fusion baseline).
+"""The trained system: featurizers -> K-fold branches (meta-features) -> one fusion.
 
-``Tagger`` is what ``adtag train`` fits, saves (JSON config + safetensors weights, no pickle)
-and ``adtag predict`` / ``adtag tag`` / ``adtag serve`` load.
+``Tagger`` is what ``adtag train`` fits, saves (JSON + safetensors, no pickle) and ``adtag
+predict`` / ``adtag tag`` / ``adtag serve`` load. Fusions come from ``fusions.FUSIONS``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,12 @@ from adtag.data.modalities import ModalitySpec, infer_modalities, raw_values
 from adtag.data.vocab import Vocabulary
 from adtag.errors import AdtagError
 from adtag.metrics import gap_at_k
-from adtag.models.branch import DEFAULT_MODELS, JOINT, BranchSpec, fit_branch, make_folds, predict_branch
-from adtag.models.featurize import fit_featurizer
-from adtag.models.fusion import FUSIONS, FusionTagger
+from adtag.models import persist
+from adtag.models.branch import DEFAULT_MODELS, JOINT, BranchSpec, make_folds, predict_branch
+from adtag.models.featurize import make_featurizer
+from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
+from adtag.models.meta_features import Features, MapFn, MetaFeatures, branch_key, fit_meta_features
 from adtag.models.parallel import run_parallel
-from adtag.models.stacker import Stacker, mean_fusion
-
-STACKERS = ("stack", "paper", "mean")
-ALL_FUSIONS = STACKERS + FUSIONS
 
 
 @dataclass
@@ -50,21 +49,16 @@ class TrainConfig:
     jobs: int = 2  # branches fitted in parallel processes (one thread each)
 
     def validate(self) -> None:
-        if self.fusion not in ALL_FUSIONS:
-            raise AdtagError(f"unknown fusion {self.fusion!r}; choose from {', '.join(ALL_FUSIONS)}")
+        if self.fusion not in FUSIONS:
+            raise AdtagError(f"unknown fusion {self.fusion!r}; choose from {', '.join(FUSIONS)}")
         if self.folds < 2:
             raise AdtagError("--folds must be at least 2")
 
 
-def _blocks_present(n: int, masks: dict[str, np.ndarray], specs: list[ModalitySpec]) -> np.ndarray:
-    return np.stack([masks[s.name] for s in specs], axis=1) if specs else np.zeros((n, 0), bool)
-
-
-def joint_matrix(blocks: dict[str, Any], specs: list[ModalitySpec]) -> sp.csr_matrix:
+def joint_matrix(blocks: list[Any]) -> sp.csr_matrix:
     """Early fusion: all modalities side by side, each block scaled to a unit-size row."""
     parts = []
-    for s in specs:
-        b = blocks[s.name]
+    for b in blocks:
         if sp.issparse(b):
             parts.append(b)
         else:
@@ -72,24 +66,44 @@ def joint_matrix(blocks: dict[str, Any], specs: list[ModalitySpec]) -> sp.csr_ma
     return sp.hstack(parts, format="csr", dtype=np.float32)
 
 
+def data_fingerprint(items: list[Item], tags: list[str], folds: int, seed: int) -> str:
+    """What every branch's out-of-fold predictions depend on: items, files, vocabulary and folds."""
+    h = hashlib.sha256(json.dumps({"folds": folds, "seed": seed, "tags": tags}, sort_keys=True).encode())
+    for it in items:
+        h.update(json.dumps(it.to_json(), sort_keys=True, ensure_ascii=False).encode())
+        for name, p in sorted(it.features.items()):
+            if isinstance(p, Path) and p.exists():
+                st = p.stat()
+                h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+            elif isinstance(p, np.ndarray):
+                h.update(p.tobytes())
+    return h.hexdigest()
+
+
 class Tagger:
-    """Fit with :meth:`fit`, persist with :meth:`save`, restore with :meth:`load`."""
+    """Fit with :meth:`fit`, persist with :meth:`save`, restore with :meth:`load`.
+
+    Learned: ``vocab_``, ``specs_`` (modalities), ``featurizers_``, ``branches_`` (fold models per
+    branch), ``meta_features_`` (out-of-fold, after fit), ``fusion_`` and ``metrics_``.
+    """
 
     def __init__(self, config: TrainConfig | None = None) -> None:
         self.config = config or TrainConfig()
 
-    # ---------------------------------------------------------------- features
-    def _featurize(self, items: list[Item]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        blocks, masks = {}, {}
+    @property
+    def _on_features(self) -> bool:
+        return FUSIONS[self.config.fusion].on == "features"
+
+    # ---------------------------------------------------------------- inputs
+    def features(self, items: list[Item]) -> Features:
+        """The featurized modalities of ``items`` (the input of the branches and the fusion networks)."""
+        blocks, masks = [], []
         for spec in self.specs_:
             vals, mask = raw_values(items, spec)
-            blocks[spec.name] = self.featurizers_[spec.name].transform(vals)
-            masks[spec.name] = mask
-        return blocks, masks
-
-    def _extras(self, blocks: dict[str, Any], n: int) -> np.ndarray:
-        ex = [s.name for s in self.specs_ if s.kind == "extra"]
-        return np.asarray(blocks[ex[0]], dtype=np.float32) if ex else np.zeros((n, 0), np.float32)
+            blocks.append(self.featurizers_[spec.name].transform(vals))
+            masks.append(mask)
+        present = np.stack(masks, axis=1) if masks else np.zeros((len(items), 0), bool)
+        return Features(blocks, present, [s.name for s in self.specs_])
 
     def branch_specs(self) -> list[BranchSpec]:
         out = []
@@ -99,11 +113,23 @@ class Tagger:
             out += [BranchSpec(JOINT, m) for m in self.config.branch_models.get(JOINT, ["lr"])]
         return out
 
-    def _branch_input(self, spec: BranchSpec, blocks: dict[str, Any]):
-        return joint_matrix(blocks, self.specs_) if spec.modality == JOINT else blocks[spec.modality]
+    def _branch_inputs(self, x: Features) -> tuple[list[BranchSpec], Any, np.ndarray, np.ndarray]:
+        """Branch specs, ``inputs(spec)`` (a feature matrix), presence (n, B) and extras (n, E)."""
+        specs, n, col = self.branch_specs(), x.present.shape[0], {m: i for i, m in enumerate(x.modalities)}
+        present = np.ones((n, len(specs)), bool)
+        for b, s in enumerate(specs):
+            present[:, b] = x.present[:, col[s.modality]] if s.modality != JOINT else True
+        joint: list = []
 
-    def _present(self, spec: BranchSpec, masks: dict[str, np.ndarray], n: int) -> np.ndarray:
-        return np.ones(n, bool) if spec.modality == JOINT else masks[spec.modality]
+        def inputs(spec: BranchSpec) -> Any:
+            if spec.modality != JOINT:
+                return x.blocks[col[spec.modality]]
+            joint[:] = joint or [joint_matrix(x.blocks)]
+            return joint[0]
+
+        ex = [col[s.name] for s in self.specs_ if s.kind == "extra"]
+        extras = np.asarray(x.blocks[ex[0]], np.float32) if ex else np.zeros((n, 0), np.float32)
+        return specs, inputs, present, extras
 
     # ---------------------------------------------------------------- training
     def fit(
@@ -114,7 +140,10 @@ class Tagger:
         cache_dir: Path | None = None,
         progress: bool = True,
         log=print,
+        map_fn: MapFn | None = None,
     ) -> Tagger:
+        """Fit featurizers, branches (K-fold, through ``map_fn``; default: ``config.jobs``
+        processes) and the fusion; ``cache_dir`` is an earlier model folder whose branches are reused."""
         cfg = self.config
         cfg.validate()
         t0 = time.time()
@@ -130,149 +159,122 @@ class Tagger:
             raise AdtagError(f"training needs at least 4 items, got {n}")
         self.specs_ = infer_modalities(items, cfg.modalities)
         self.featurizers_ = {}
-        blocks, masks = {}, {}
         for spec in tqdm(self.specs_, desc="features", disable=not progress, leave=False):
-            vals, mask = raw_values(items, spec)
-            f = fit_featurizer(spec, vals, mask)
-            self.featurizers_[spec.name] = f
-            blocks[spec.name], masks[spec.name] = f.transform(vals), mask
-        extras = self._extras(blocks, n)
+            self.featurizers_[spec.name] = make_featurizer(spec).fit(*raw_values(items, spec))
+        x = self.features(items)
         self.metrics_: dict[str, Any] = {"n_items": n, "n_tags": len(self.vocab_)}
         self.branches_: dict[str, list] = {}
-        self.fusion_: FusionTagger | None = None
-        self.stacker_: Stacker | None = None
-
-        if cfg.fusion in FUSIONS:
-            present = _blocks_present(n, masks, self.specs_)
-            self.fusion_ = FusionTagger(cfg.fusion, seed=cfg.seed).fit(
-                [blocks[s.name] for s in self.specs_], present, Y
-            )
+        self.meta_features_: MetaFeatures | None = None
+        if self._on_features:
+            self.fusion_ = create_fusion(cfg.fusion, cfg.seed).fit(x, Y)
             self.metrics_["train_seconds"] = round(time.time() - t0, 2)
             return self
 
-        fingerprint = self._fingerprint(items)
-        cached = _load_oof_cache(cache_dir, fingerprint) if cache_dir else None
-        self.metrics_["branches_cached"] = cached is not None
-        if cached is not None:
-            log(f"  reusing the branches and meta-features cached in {cache_dir}")
-        specs = self.branch_specs()
-        folds = make_folds(n, cfg.folds, cfg.seed)
-        P = np.zeros((n, len(specs), Y.shape[1]), np.float32)
-        present = np.zeros((n, len(specs)), bool)
+        specs, inputs, present, extras = self._branch_inputs(x)
+        data_fp = data_fingerprint(items, self.vocab_.tags, cfg.folds, cfg.seed)
+        keys = [branch_key(data_fp, s, [m.name for m in self.specs_]) for s in specs]
+        cache = persist.load_branch_cache(Path(cache_dir)) if cache_dir else {}
+        reused = sum(k in cache for k in keys)
+        self.metrics_["branches_cached"] = reused == len(specs) > 0
+        self.metrics_["branches_reused"] = reused
+        if reused:
+            log(f"  reusing {reused} of {len(specs)} branches (and their meta-features) cached in {cache_dir}")
+        mf, self.branches_ = fit_meta_features(
+            specs,
+            inputs,
+            present,
+            Y,
+            make_folds(n, cfg.folds, cfg.seed),
+            extras,
+            keys=keys,
+            cache=cache,
+            seed=cfg.seed,
+            map_fn=map_fn or partial(run_parallel, n_jobs=cfg.jobs),
+            progress=progress,
+        )
+        self.meta_features_ = mf
         branch_gap = {}
-        for b, spec in enumerate(specs):
-            present[:, b] = self._present(spec, masks, n)
-        todo = [b for b, spec in enumerate(specs) if cached is None or spec.name not in cached[1]]
-        for b in set(range(len(specs))) - set(todo):
-            P[:, b] = cached[0][specs[b].name]
-            self.branches_[specs[b].name] = cached[1][specs[b].name]
-        jobs = [(specs[b], self._branch_input(specs[b], blocks), Y, present[:, b], folds, cfg.seed) for b in todo]
-        bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="branches (K-fold)", disable=not progress)
-        for b, (oof, models) in zip(todo, run_parallel(fit_branch, jobs, cfg.jobs), strict=True):
-            P[:, b], self.branches_[specs[b].name] = oof, models
-            bar.update(1)
-        bar.close()
-        for b, spec in enumerate(specs):
-            rows = present[:, b]
-            branch_gap[spec.name] = round(gap_at_k(P[rows, b], Y[rows]), 4) if rows.any() else None
-            log(f"  branch {spec.name:<24} out-of-fold GAP@20 {branch_gap[spec.name]}")
+        for b, name in enumerate(mf.branches):
+            rows = mf.present[:, b]
+            branch_gap[name] = round(gap_at_k(mf.P[rows, b], Y[rows]), 4) if rows.any() else None
+            log(f"  branch {name:<24} out-of-fold GAP@20 {branch_gap[name]}")
         self.metrics_["branch_oof_gap"] = branch_gap
-        self.metrics_["mean_oof_gap"] = round(gap_at_k(mean_fusion(P, present), Y), 4)
-        self.oof_ = {"fingerprint": fingerprint, "P": P, "present": present, "extras": extras}
-        if cfg.fusion in ("stack", "paper"):
-            kind = "tagwise" if cfg.fusion == "stack" else "paper"
-            self.stacker_ = Stacker(kind=kind, seed=cfg.seed, **cfg.stacker).fit(P, present, extras, Y)
-            self.metrics_["stacker_holdout_gap"] = round(self.stacker_.holdout_gap_, 4)
-            log(f"  stacker ({kind}) GAP@20 on its held-out split {self.stacker_.holdout_gap_:.4f}")
+        self.metrics_["mean_oof_gap"] = round(gap_at_k(mean_fusion(mf.P, mf.present), Y), 4)
+        try:
+            self.fusion_ = create_fusion(cfg.fusion, cfg.seed, **cfg.stacker).fit(mf, Y)
+        except NotApplicable as exc:
+            raise AdtagError(f"fusion {cfg.fusion!r}: {exc}") from None
+        if hasattr(self.fusion_, "holdout_gap_"):
+            self.metrics_["stacker_holdout_gap"] = round(self.fusion_.holdout_gap_, 4)
+            log(f"  stacker ({cfg.fusion}) GAP@20 on its held-out split {self.fusion_.holdout_gap_:.4f}")
         log(f"  plain averaging out-of-fold GAP@20 {self.metrics_['mean_oof_gap']}")
         self.metrics_["train_seconds"] = round(time.time() - t0, 2)
         return self
 
-    def _fingerprint(self, items: list[Item]) -> str:
-        h = hashlib.sha256()
-        cfg = {
-            k: v
-            for k, v in asdict(self.config).items()
-            if k in ("folds", "seed", "branch_models", "joint", "modalities")
-        }
-        h.update(json.dumps(cfg, sort_keys=True).encode())
-        h.update(json.dumps(self.vocab_.tags).encode())
-        for it in items:
-            h.update(json.dumps(it.to_json(), sort_keys=True, ensure_ascii=False).encode())
-            for name, p in sorted(it.features.items()):
-                if isinstance(p, Path) and p.exists():
-                    st = p.stat()
-                    h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
-                elif isinstance(p, np.ndarray):
-                    h.update(p.tobytes())
-        return h.hexdigest()
-
     # ---------------------------------------------------------------- prediction
+    def meta_features(self, items: list[Item]) -> MetaFeatures:
+        """Branch probabilities for new items (each branch's fold models averaged)."""
+        specs, inputs, present, extras = self._branch_inputs(self.features(items))
+        P = np.zeros((len(items), len(specs), len(self.vocab_)), np.float32)
+        for b, spec in enumerate(specs):
+            P[:, b] = predict_branch(self.branches_[spec.name], inputs(spec))
+        return MetaFeatures(P, present, [s.name for s in specs], extras)
+
     def branch_probas(self, items: list[Item]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Branch probabilities (n, B, L), presence (n, B) and extras (n, E) for new items."""
-        blocks, masks = self._featurize(items)
-        n = len(items)
-        specs = self.branch_specs()
-        P = np.zeros((n, len(specs), len(self.vocab_)), np.float32)
-        present = np.zeros((n, len(specs)), bool)
-        for b, spec in enumerate(specs):
-            P[:, b] = predict_branch(self.branches_[spec.name], self._branch_input(spec, blocks))
-            present[:, b] = self._present(spec, masks, n)
-        return P, present, self._extras(blocks, n)
+        mf = self.meta_features(items)
+        return mf.P, mf.present, mf.extras
 
     def predict_proba(self, items: list[Item]) -> np.ndarray:
-        if self.fusion_ is not None:
-            blocks, masks = self._featurize(items)
-            present = _blocks_present(len(items), masks, self.specs_)
-            return self.fusion_.predict_proba([blocks[s.name] for s in self.specs_], present)
-        P, present, extras = self.branch_probas(items)
-        if self.stacker_ is None:
-            return mean_fusion(P, present)
-        return self.stacker_.predict_proba(P, present, extras)
+        x = self.features(items) if self._on_features else self.meta_features(items)
+        return self.fusion_.predict_proba(x)
 
     def explain(self, items: list[Item], top_k: int = 10) -> list[list[dict[str, Any]]]:
         """Top tags per item with each branch's probability and share of the decision."""
-        if self.fusion_ is not None:
-            scores = self.predict_proba(items)
-            return [
-                [{"tag": self.vocab_.tags[j], "score": float(s[j]), "branches": {}} for j in np.argsort(-s)[:top_k]]
-                for s in scores
-            ]
-        P, present, extras = self.branch_probas(items)
-        scores = mean_fusion(P, present) if self.stacker_ is None else self.stacker_.predict_proba(P, present, extras)
-        names = [s.name for s in self.branch_specs()]
-        w = self.stacker_.branch_weights() if self.stacker_ is not None else np.ones(len(names)) / len(names)
+        mf = None if self._on_features else self.meta_features(items)
+        scores = self.fusion_.predict_proba(self.features(items) if mf is None else mf)
         out = []
         for i, s in enumerate(scores):
             rows = []
             for j in np.argsort(-s)[:top_k]:
-                contrib = w * P[i, :, j] * present[i]
-                total = contrib.sum() or 1.0
-                rows.append(
-                    {
-                        "tag": self.vocab_.tags[j],
-                        "score": float(s[j]),
-                        "branches": {
-                            names[b]: {"probability": float(P[i, b, j]), "share": float(contrib[b] / total)}
-                            for b in range(len(names))
-                            if present[i, b]
-                        },
+                shares = {}
+                if mf is not None:
+                    contrib = self.fusion_.branch_weights() * mf.P[i, :, j] * mf.present[i]
+                    total = contrib.sum() or 1.0
+                    shares = {
+                        name: {"probability": float(mf.P[i, b, j]), "share": float(contrib[b] / total)}
+                        for b, name in enumerate(mf.branches)
+                        if mf.present[i, b]
                     }
-                )
+                rows.append({"tag": self.vocab_.tags[j], "score": float(s[j]), "branches": shares})
             out.append(rows)
         return out
 
     # ---------------------------------------------------------------- persistence
     def save(self, model_dir: Path) -> None:
-        from adtag.models.persist import save_tagger
-
-        save_tagger(self, Path(model_dir))
+        components = {f"featurizer/{k}": f for k, f in self.featurizers_.items()}
+        for name, models in self.branches_.items():
+            components.update({f"branch/{name}/fold{k}": m for k, m in enumerate(models)})
+        components["fusion"] = self.fusion_
+        persist.save_model(Path(model_dir), self.describe(), components, self.meta_features_)
 
     @classmethod
     def load(cls, model_dir: Path) -> Tagger:
-        from adtag.models.persist import load_tagger
-
-        return load_tagger(Path(model_dir))
+        model_dir = Path(model_dir)
+        meta, components = persist.load_model(model_dir)
+        try:
+            t = cls(TrainConfig(**meta["config"]))
+            t.vocab_ = Vocabulary(meta["tags"])
+            t.specs_ = [ModalitySpec.from_json(s) for s in meta["modalities"]]
+            t.metrics_ = meta.get("metrics", {})
+            t.featurizers_ = {s.name: components[f"featurizer/{s.name}"] for s in t.specs_}
+            t.fusion_, t.meta_features_, t.branches_ = components["fusion"], None, persist.branch_models(components)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AdtagError(f"{model_dir}: model folder is damaged or was edited by hand ({exc!r})") from None
+        missing = [] if t._on_features else [b.name for b in t.branch_specs() if b.name not in t.branches_]
+        if missing:
+            raise AdtagError(f"{model_dir}: branches {missing} are missing from the weights")
+        return t
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -282,12 +284,6 @@ class Tagger:
             "config": asdict(self.config),
             "tags": self.vocab_.tags,
             "modalities": [s.to_json() for s in self.specs_],
-            "branches": [s.name for s in self.branch_specs()] if self.fusion_ is None else [],
+            "branches": [] if self._on_features else [s.name for s in self.branch_specs()],
             "metrics": self.metrics_,
         }
-
-
-def _load_oof_cache(cache_dir: Path, fingerprint: str):
-    from adtag.models.persist import load_branch_cache
-
-    return load_branch_cache(Path(cache_dir), fingerprint)
