@@ -103,6 +103,7 @@ def fit_for_training(args: argparse.Namespace, tagger: Any, items: list, model_d
     Y = tagger.vocab_.encode([it.tags for it in items], [it.id for it in items])
     band = 0.1 if args.review_band is None else args.review_band
     d = fit_decider(tagger, [it.id for it in items], Y, goal, rules, band)
+    tagger.decider_ = d
     d.save(model_dir)
     m = d.metrics
     print(

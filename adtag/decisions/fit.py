@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from adtag.decisions.decider import Decider, Rules
-from adtag.decisions.oof import MeanFusion, system_oof
+from adtag.decisions.oof import system_oof
 from adtag.decisions.thresholds import Goal
 from adtag.errors import AdtagError
 
@@ -40,28 +40,17 @@ def tagger_oof_scores(tagger: Any, Y: np.ndarray, folds: int | None = None) -> n
     cfg = tagger.config
     folds = folds or cfg.folds
     mf = getattr(tagger, "meta_features_", None)
-    if mf is not None:  # the composed Tagger: Features -> MetaFeatures -> fusion
-        from adtag.models.fusions import create_fusion
-
-        def make():
-            return _MetaFeaturesFusion(lambda: create_fusion(cfg.fusion, cfg.seed, **cfg.stacker), mf.branches)
-
-        return system_oof(mf.P, mf.present, mf.extras, Y, make, folds, cfg.seed)
-    oof = getattr(tagger, "oof_", None)
-    if oof is None:
+    if mf is None:
         raise AdtagError(
             f"decisions need a fusion over out-of-fold meta-features; fusion {cfg.fusion!r} has none "
             "(use --fusion stack, paper or mean)"
         )
-    stacker = getattr(tagger, "stacker_", None)
-    if stacker is not None:
-        params, cls = stacker.get_params(), type(stacker)
+    from adtag.models.fusions import create_fusion
 
-        def make_stacker():
-            return cls(**params)
+    def make():
+        return _MetaFeaturesFusion(lambda: create_fusion(cfg.fusion, cfg.seed, **cfg.stacker), mf.branches)
 
-        return system_oof(oof["P"], oof["present"], oof["extras"], Y, make_stacker, folds, cfg.seed)
-    return system_oof(oof["P"], oof["present"], oof["extras"], Y, MeanFusion, folds, cfg.seed)
+    return system_oof(mf.P, mf.present, mf.extras, Y, make, folds, cfg.seed)
 
 
 def fit_decider(
