@@ -1,10 +1,18 @@
 """The label audit: training labels that the whole system's out-of-fold scores contradict.
 
 A label present with a very low out-of-fold score is *likely wrong*; a tag absent with a very
-high one is *likely missing*. On calibrated scores both read as the same number, the
-probability that the label is in error (``1 - score`` for a present tag, ``score`` for an absent
-one), so one ranking serves both. Each row names the branches (modalities) whose out-of-fold
-probabilities carried the evidence.
+high one is *likely missing*. Both are ranked by one number, the probability that the label is
+in error under a simple noise model: each true tag is left out with probability ``drop`` and
+each absent tag added with probability ``add``. The calibrated score ``s`` estimates
+P(labelled | item), so the true probability is ``p = (s - add) / (1 - drop - add)`` and
+
+    P(wrong | labelled)     = (1 - p) add / ((1 - p) add + p (1 - drop))
+    P(missing | unlabelled) = p drop / (p drop + (1 - p) (1 - add))
+
+Ranking by ``1 - s`` and ``s`` instead lets the many rare-tag labels with low scores crowd out
+every missing one (on corrupted yeast: 0.435 of the top 200 corrupted, against 0.615 with the
+posterior at the default rates). Each row names the branches whose out-of-fold probabilities
+carried the evidence.
 """
 
 from __future__ import annotations
@@ -25,6 +33,17 @@ class Suspect:
     evidence: list[tuple[str, float]] = field(default_factory=list)  # (branch, its probability)
 
 
+def error_probability(scores: np.ndarray, labels: np.ndarray, drop: float = 0.05, add: float = 0.01) -> np.ndarray:
+    """P(the label is in error | calibrated score) for every (item, tag), under the noise model above."""
+    if not (0 < drop < 1 and 0 < add < 1 and drop + add < 1):
+        raise ValueError(f"noise rates drop={drop}, add={add} must be in (0, 1) with drop + add < 1")
+    s = np.clip(np.asarray(scores, dtype=np.float64), 1e-6, 1 - 1e-6)
+    p = np.clip((s - add) / (1 - drop - add), 1e-6, 1 - 1e-6)
+    wrong = (1 - p) * add / ((1 - p) * add + p * (1 - drop))
+    missing = p * drop / (p * drop + (1 - p) * (1 - add))
+    return np.where(np.asarray(labels) > 0, wrong, missing)
+
+
 def rank_suspects(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -34,12 +53,14 @@ def rank_suspects(
     branch_names: list[str] | None = None,
     branch_present: np.ndarray | None = None,
     top: int = 200,
-    min_suspicion: float = 0.5,
+    min_suspicion: float = 0.0,
+    drop: float = 0.05,
+    add: float = 0.01,
 ) -> list[Suspect]:
     """The ``top`` most suspicious (item, tag) labels with suspicion at least ``min_suspicion``."""
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels) > 0
-    susp = np.where(y, 1.0 - s, s)
+    susp = error_probability(s, y, drop, add)
     flat = susp.ravel()
     k = min(top, flat.size)
     cand = np.argpartition(-flat, k - 1)[:k] if k else np.array([], np.int64)

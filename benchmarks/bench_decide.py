@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adtag.audit import rank_suspects  # noqa: E402
+from adtag.audit import error_probability, rank_suspects  # noqa: E402
 from adtag.data.manifest import Item  # noqa: E402
 from adtag.data.vocab import Vocabulary  # noqa: E402
 from adtag.decisions.decider import Decider  # noqa: E402
@@ -177,7 +177,15 @@ def audit(name: str, top: int = 200, cache: Path | None = None) -> dict:
             f.parent.mkdir(parents=True, exist_ok=True)
             np.savez(f, oof=oof, raw=raw)
     d = Decider.fit(oof, Ynoisy, vocab.tags, "f1")
-    suspects = rank_suspects(d.calibrate(oof), Ynoisy, [it.id for it in train], vocab.tags, top=top, min_suspicion=0.0)
+    suspects = rank_suspects(d.calibrate(oof), Ynoisy, [it.id for it in train], vocab.tags, top=top)
+    cal = d.calibrate(oof)
+    ranking = {}
+    for label, susp in [("1-s / s", np.where(Ynoisy, 1 - cal, cal))] + [
+        (f"posterior drop={dr} add={ad}", error_probability(cal, Ynoisy, dr, ad))
+        for dr, ad in ((0.05, 0.01), (0.1, 0.02), (0.2, 0.05))
+    ]:
+        idx = np.argsort(-susp.ravel(), kind="stable")[:top]
+        ranking[label] = float(corrupted.ravel()[idx].mean())
     pos = {it.id: i for i, it in enumerate(train)}
     col = vocab.index
     flagged = [(pos[s.item], col[s.tag]) for s in suspects]
@@ -197,6 +205,7 @@ def audit(name: str, top: int = 200, cache: Path | None = None) -> dict:
         "added": int((corrupted & ~Ytrue).sum()),
         "audit_top": top,
         "precision_at": prec,
+        "top_precision_by_ranking": ranking,
         "wrong_found": int(sum(h for h, (i, j) in zip(hits, flagged, strict=True) if Ynoisy[i, j])),
         "missing_found": int(sum(h for h, (i, j) in zip(hits, flagged, strict=True) if not Ynoisy[i, j])),
         "labels_fixed_correctly": int(sum(hits)),

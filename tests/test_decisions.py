@@ -256,3 +256,28 @@ def test_single_choice_group_scores_compete():
     np.testing.assert_allclose(normalise_groups(s, excl), [[0.6, 0.2, 0.2, 0.9]])
     # A group where one training item has two tags is not single-choice.
     assert (single_choice_groups(np.array([[1, 1, 0, 0]], bool), groups) == -1).all()
+
+
+def test_audit_ranks_corrupted_labels_first():
+    from adtag.audit import error_probability, rank_suspects
+
+    s, y, q = miscalibrated(n=3000, L=6, seed=10)
+    rng = np.random.default_rng(1)
+    noisy = y.copy()
+    pos, neg = np.argwhere(y), np.argwhere(~y)
+    drop = pos[rng.choice(len(pos), len(pos) // 10, replace=False)]
+    add = neg[rng.choice(len(neg), len(pos) // 20, replace=False)]
+    noisy[tuple(drop.T)] = False
+    noisy[tuple(add.T)] = True
+    corrupted = noisy != y
+    cal = Calibrator().fit(s, noisy).transform(s)
+    e = error_probability(cal, noisy)
+    # A labelled tag is more suspicious the lower its score, an unlabelled one the higher.
+    assert e[noisy][np.argmin(cal[noisy])] == e[noisy].max()
+    assert e[~noisy][np.argmax(cal[~noisy])] == e[~noisy].max()
+    rows = rank_suspects(cal, noisy, [str(i) for i in range(len(s))], [f"t{j}" for j in range(6)], top=100)
+    hits = [corrupted[int(r.item), int(r.tag[1:])] for r in rows]
+    assert np.mean(hits) > 5 * corrupted.mean()  # far better than picking labels at random
+    assert {r.kind for r in rows} == {"likely wrong", "likely missing"}
+    with pytest.raises(ValueError, match="noise rates"):
+        error_probability(cal, noisy, drop=0.7, add=0.4)

@@ -38,7 +38,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("audit.csv"), help="CSV to write (default: audit.csv)")
     p.add_argument("--top", type=int, default=200, help="rows to list (default: 200)")
     p.add_argument(
-        "--min-suspicion", type=float, default=0.5, help="list only labels at least this likely wrong (default: 0.5)"
+        "--min-suspicion", type=float, default=0.0, help="list only labels at least this likely in error (default: 0)"
+    )
+    p.add_argument(
+        "--noise",
+        default="0.05,0.01",
+        metavar="DROP,ADD",
+        help="assumed label noise: share of true tags left out, share of absent tags added (default: 0.05,0.01)",
     )
     p.add_argument("--no-thumbnails", action="store_true", help="do not decode videos for the HTML page")
     return p
@@ -59,6 +65,12 @@ def _branch_evidence(model_dir: Path, n: int):
 def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise AdtagError(f"--top {args.top}: must be at least 1")
+    try:
+        drop, add = (float(x) for x in args.noise.split(","))
+        if not (0 < drop < 1 and 0 < add < 1 and drop + add < 1):
+            raise ValueError
+    except ValueError:
+        raise AdtagError(f"--noise {args.noise!r}: expected DROP,ADD, two shares in (0, 1), e.g. 0.05,0.01") from None
     d = Decider.load(args.model_dir)
     if d.oof_scores is None or not d.oof_ids:
         raise AdtagError(f"{args.model_dir}: no out-of-fold scores kept; retrain with 'adtag train --decide'")
@@ -87,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         present[rows] if present is not None else None,
         top=args.top,
         min_suspicion=args.min_suspicion,
+        drop=drop,
+        add=add,
     )
     write_text(args.out, _csv(suspects, items))
     page = args.out.with_suffix(".html")
@@ -163,8 +177,8 @@ tr.wrong td:nth-child(4){{color:#b00}} tr.missing td:nth-child(4){{color:#06c}} 
 .txt{{max-width:28rem;font-size:12px;color:#555}}</style></head><body>
 <h1>Label audit</h1><p>{len(suspects)} suspicious labels among {n_items} training items, most suspicious first.
 <em>Score</em> is the tag's calibrated out-of-fold score; <em>suspicion</em> the probability that the label is
-in error (1 &minus; score for a present tag, the score for an absent one); <em>evidence</em> the branches whose
-out-of-fold probabilities carried it.</p>
+in error given that score, under the assumed noise rates; <em>evidence</em> the branches whose out-of-fold
+probabilities carried it.</p>
 <table><thead><tr><th>#</th><th>item</th><th>tag</th><th>kind</th><th>score</th><th>suspicion</th>
 <th>evidence</th><th>OCR / ASR</th></tr></thead><tbody>
 {"".join(out)}
