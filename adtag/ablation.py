@@ -27,12 +27,66 @@ from adtag.metrics import gap_at_k, hit_at_1, per_tag_ap
 from adtag.models.branch import make_folds
 from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
 from adtag.models.meta_features import MetaFeatures
+from adtag.models.parallel import run_parallel
 from adtag.models.tagger import Tagger, TrainConfig
 
 
 def _stack_subset(tr: MetaFeatures, te: MetaFeatures, Y: np.ndarray, cols: list[int], extras: bool, seed: int):
     st = create_fusion("stack", seed).fit(tr.select(cols, extras), Y)
     return st.predict_proba(te.select(cols, extras))
+
+
+def _outer_fold(
+    items: list[Item], Y: np.ndarray, vocab: Vocabulary, config: TrainConfig, tr, te, seed: int, fusions
+) -> dict[str, Any]:
+    """One outer fold, part 1: branches K-fold, then single modalities and every fusion row."""
+    items_tr = [items[i] for i in tr]
+    items_te = [items[i] for i in te]
+    tagger = Tagger(replace(config, seed=seed)).fit(items_tr, vocab, progress=False, log=lambda *_: None)
+    mf_tr, mf_te, Ytr = tagger.meta_features_, tagger.meta_features(items_te), Y[tr]
+    mods = [s.name for s in tagger.specs_]
+    cols_of = {m: [b for b, nm in enumerate(mf_tr.branches) if nm.split("/")[0] == m] for m in mods}
+    rows: dict[str, np.ndarray] = {}
+    # 1. single modalities
+    mod_gap = {}
+    for m in mods:
+        cols = cols_of[m]
+        if not cols:
+            continue
+        rows[f"single:{m}"] = _stack_subset(mf_tr, mf_te, Ytr, cols, m == "extra", seed)
+        present = mf_tr.present[:, cols[0]]
+        sub = mf_tr.select(cols)
+        mod_gap[m] = gap_at_k(mean_fusion(sub.P, sub.present)[present], Ytr[present]) if present.any() else 0
+    # 3. fusion strategies, from the fusion registry
+    feats = None
+    for f in fusions:
+        fusion = create_fusion(f, seed, **config.stacker)
+        if FUSIONS[f].on == "features":
+            if feats is None:  # featurize once per fold, shared by the fusion networks
+                feats = (tagger.features(items_tr), tagger.features(items_te))
+            x_tr, x_te = feats
+        else:
+            x_tr, x_te = mf_tr, mf_te
+        try:
+            rows[f"fusion:{f}"] = fusion.fit(x_tr, Ytr).predict_proba(x_te)
+        except NotApplicable:  # e.g. early-fusion-lr without a joint branch
+            continue
+    kinds = {s.name: s.kind for s in tagger.specs_}
+    return {"rows": rows, "mod_gap": mod_gap, "kinds": kinds, "cols_of": cols_of, "mf": (mf_tr, mf_te)}
+
+
+def _combinations(part: dict[str, Any], Ytr: np.ndarray, order: list[str], seed: int) -> dict[str, np.ndarray]:
+    """One outer fold, part 2: growing combinations of modalities in the given order."""
+    mf_tr, mf_te = part["mf"]
+    cols_of = part["cols_of"]
+    rows = {}
+    for j in range(2, len(order) + 1):
+        subset = order[:j]
+        if not any(cols_of.get(m) for m in subset):
+            continue
+        cols = [c for m in subset for c in cols_of.get(m, [])]  # a fold may lack a rare modality
+        rows["combo:" + "+".join(subset)] = _stack_subset(mf_tr, mf_te, Ytr, cols, "extra" in subset, seed)
+    return rows
 
 
 def run_ablation(
@@ -44,6 +98,9 @@ def run_ablation(
     progress: bool = True,
     dataset: str = "",
 ) -> dict[str, Any]:
+    """Outer folds run side by side in ``config.jobs`` worker processes (each fits its branches
+    in-process): the stackers and fusion networks of every row then share the cores too, not
+    only the branches."""
     t0 = time.time()
     unknown = [f for f in fusions if f not in FUSIONS]
     if unknown:
@@ -54,54 +111,24 @@ def run_ablation(
     n, L = Y.shape
     outer = make_folds(n, outer_folds, config.seed + 101)
     preds: dict[str, np.ndarray] = {}
-    order: list[str] | None = None
+    inner = replace(config, jobs=1)
+    jobs = [(items, Y, vocab, inner, tr, te, config.seed + k, tuple(fusions)) for k, (tr, te) in enumerate(outer)]
+    parts = list(
+        tqdm(run_parallel(_outer_fold, jobs, config.jobs), total=len(jobs), desc="outer folds", disable=not progress)
+    )
+    # 2. growing combinations, ordered by the first fold's out-of-fold single-modality GAP
+    mod_gap = parts[0]["mod_gap"]
+    order = sorted(mod_gap, key=lambda m: -mod_gap[m])
+    combo_jobs = [(p, Y[tr], order, config.seed + k) for k, (p, (tr, _)) in enumerate(zip(parts, outer, strict=True))]
+    combos = list(run_parallel(_combinations, combo_jobs, config.jobs))
     kinds: dict[str, str] = {}
-
-    def put(name: str, te: np.ndarray, scores: np.ndarray) -> None:
-        preds.setdefault(name, np.zeros((n, L), np.float32))[te] = scores
-
-    for k, (tr, te) in enumerate(tqdm(outer, desc="outer folds", disable=not progress)):
-        items_tr = [items[i] for i in tr]
-        items_te = [items[i] for i in te]
-        seed = config.seed + k
-        tagger = Tagger(replace(config, seed=seed)).fit(items_tr, vocab, progress=False, log=lambda *_: None)
-        mf_tr, mf_te, Ytr = tagger.meta_features_, tagger.meta_features(items_te), Y[tr]
-        mods = [s.name for s in tagger.specs_]
-        kinds = {s.name: s.kind for s in tagger.specs_}
-        cols_of = {m: [b for b, nm in enumerate(mf_tr.branches) if nm.split("/")[0] == m] for m in mods}
-        # 1. single modalities
-        mod_gap = {}
-        for m in mods:
-            cols = cols_of[m]
-            if not cols:
-                continue
-            put(f"single:{m}", te, _stack_subset(mf_tr, mf_te, Ytr, cols, m == "extra", seed))
-            rows = mf_tr.present[:, cols[0]]
-            sub = mf_tr.select(cols)
-            mod_gap[m] = gap_at_k(mean_fusion(sub.P, sub.present)[rows], Ytr[rows]) if rows.any() else 0
-        # 2. growing combinations, ordered by the first fold's out-of-fold single-modality GAP
-        if order is None:
-            order = sorted(mod_gap, key=lambda m: -mod_gap[m])
-        for j in range(2, len(order) + 1):
-            subset = order[:j]
-            if not any(cols_of.get(m) for m in subset):
-                continue
-            cols = [c for m in subset for c in cols_of.get(m, [])]  # a fold may lack a rare modality
-            put("combo:" + "+".join(subset), te, _stack_subset(mf_tr, mf_te, Ytr, cols, "extra" in subset, seed))
-        # 3. fusion strategies, from the fusion registry
-        feats = None
-        for f in fusions:
-            fusion = create_fusion(f, seed, **config.stacker)
-            if FUSIONS[f].on == "features":
-                if feats is None:  # featurize once per fold, shared by the fusion networks
-                    feats = (tagger.features(items_tr), tagger.features(items_te))
-                x_tr, x_te = feats
-            else:
-                x_tr, x_te = mf_tr, mf_te
-            try:
-                put(f"fusion:{f}", te, fusion.fit(x_tr, Ytr).predict_proba(x_te))
-            except NotApplicable:  # e.g. early-fusion-lr without a joint branch
-                continue
+    for prefix in ("single:", "combo:", "fusion:"):
+        for (_, te), part, combo in zip(outer, parts, combos, strict=True):
+            for name, scores in {**part["rows"], **combo}.items():
+                if name.startswith(prefix):
+                    preds.setdefault(name, np.zeros((n, L), np.float32))[te] = scores
+    for part in parts:
+        kinds.update(part["kinds"])
 
     def row(name: str) -> dict[str, Any]:
         s = preds[name]

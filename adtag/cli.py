@@ -13,7 +13,8 @@ from adtag.errors import AdtagError
 COMMANDS = ["demo", "train", "predict", "evaluate", "ablate", "extract", "tag", "serve", "audit"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that command's (importing every command would import torch)."""
     parser = argparse.ArgumentParser(
         prog="adtag",
         description=(
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"adtag {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in [only] if only in COMMANDS else COMMANDS:
         module = importlib.import_module(f"adtag.commands.{name}")
         p = module.add_parser(sub)
         p.set_defaults(_run=module.run)
@@ -32,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

@@ -10,7 +10,7 @@ from adtag.cli import main
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, dict, list[str]]:
-    from adtag.demo.run import run_demo
+    from adtag_demo.run import run_demo
 
     out = tmp_path_factory.mktemp("demo")
     lines: list[str] = []
@@ -46,7 +46,7 @@ def test_demo_writes_every_artefact(demo):
 
 
 def test_second_run_reuses_features_and_branches(demo):
-    from adtag.demo.run import run_demo
+    from adtag_demo.run import run_demo
 
     out, first, _ = demo
     lines: list[str] = []
@@ -83,3 +83,23 @@ def test_predict_on_a_folder_of_videos_lists_failures(demo, tmp_path: Path, caps
     assert code == 1  # two scored, one failure listed
     assert "broken.mp4" in capsys.readouterr().err
     assert len(json.loads(pred.read_text())) == 2
+
+
+def test_demo_figures_are_evaluates_and_it_names_next_steps(demo, capsys):
+    out, res, lines = demo
+    # The held-out figures are exactly what 'adtag evaluate' prints for the files the demo wrote.
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "predictions.json"), str(out / "features" / "held_out.jsonl"), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    for key in ("gap", "hit1", "map", "n_items"):
+        assert evaluated[key] == res["held_out"][key], key
+    text = "\n".join(lines)
+    assert f"(held-out: {evaluated['n_items']} clips" in text and "each clip's top 20 tags" in text
+    # It ends with what to try next: a held-out clip by name, the model to serve, the report.
+    held_ids = {json.loads(x)["id"] for x in (out / "features" / "held_out.jsonl").read_text().splitlines()}
+    assert res["held_video"] is not None and Path(res["held_video"]).stem in held_ids
+    tail = "\n".join(lines[lines.index("next:") :])
+    assert f"adtag tag {out / 'model'} {res['held_video']}" in tail
+    assert f"adtag serve {out / 'model'}" in tail and str(out / "report.html") in tail
+    # Every stage reports how many cores it kept busy.
+    assert set(res["cpu"]) == set(res["times"]) and "cores)" in text

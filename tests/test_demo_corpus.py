@@ -19,10 +19,10 @@ from PIL import Image
 
 from adtag.data.manifest import read_items
 from adtag.data.vocab import Vocabulary
-from adtag.demo.corpus import corpus_notes, generate_corpus, read_corpus_info
-from adtag.demo.fonts import drawable, find_cjk_font, render_text
-from adtag.demo.plan import MAX_TAGS, MIN_TAGS, make_plan
-from adtag.demo.taxonomy import BY_KEY, BY_NAME, GROUPS, TAGS
+from adtag_demo.corpus import corpus_notes, generate_corpus, read_corpus_info
+from adtag_demo.fonts import drawable, find_cjk_font, render_text
+from adtag_demo.plan import MAX_TAGS, MIN_TAGS, make_plan
+from adtag_demo.taxonomy import BY_KEY, BY_NAME, GROUPS, TAGS
 
 N = 6
 
@@ -227,7 +227,7 @@ def test_notes_say_what_the_corpus_holds(corpus: tuple[Path, int]) -> None:
 def test_an_interrupted_run_resumes_with_the_clips_it_finished(
     corpus: tuple[Path, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import adtag.demo.corpus as corpus_mod
+    import adtag_demo.corpus as corpus_mod
 
     _, seed = corpus
     real = corpus_mod.make_clip  # stop (as Ctrl-C would) while making the third clip

@@ -144,6 +144,39 @@ def test_asr_transcribes_speech_and_detects_its_language() -> None:
     assert "shoes" in asr.transcribe(audio, language="en").lower() and asr.language == "en"  # forced
 
 
+def test_whisper_encoder_runs_on_the_audios_length_not_a_30_s_window() -> None:
+    import ctranslate2
+
+    from adtag.encoders.audio import WhisperAudio
+    from adtag.encoders.whisper import whisper_backend
+
+    try:
+        voice = speech("Order online before Sunday and enjoy free delivery to your door.")
+    except RuntimeError as exc:
+        pytest.skip(f"cannot synthesise speech here: {exc}")
+    backend = whisper_backend(1)
+    backend.forget()
+    short = np.pad(voice, (4000, 4000)) + tone(len(voice) / 16000 + 0.5, level=0.05)[: len(voice) + 8000]
+    (window,) = backend.encode(short)  # ~5 s: encoded as 10 s (the shortest input), not 30 s
+    assert tuple(window.output.shape) == (1, 500, 512) and window.valid == len(short) // 320
+    backend.forget()
+    long = np.tile(short, int(np.ceil(40 * 16000 / len(short))))  # 40-45 s: a 30 s window, then the rest
+    windows = backend.encode(long)
+    rest = len(long) / 16000 - 30
+    assert [tuple(w.output.shape)[1] for w in windows] == [1500, 50 * max(10, int(np.ceil(rest)))]
+    # The audio embedding stays close to the one from a padded 30 s window.
+    mel = backend.model.feature_extractor(short)[:, :-1]
+    padded = np.pad(mel, ((0, 0), (0, 3000 - mel.shape[1])))[None].astype(np.float32)
+    full = np.asarray(backend.model.model.encode(ctranslate2.StorageView.from_array(padded), to_cpu=True))[0]
+    backend.forget()
+    ours = WhisperAudio(threads=1).encode(short)
+    theirs = pool_segments(full[: window.valid], 48)
+    cosine = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
+    assert ours.shape == theirs.shape and cosine.min() > 0.9
+    text = create_encoder("asr/whisper-base").transcribe(short).lower()
+    assert "before sunday" in text and "free delivery to your door" in text
+
+
 def test_head_tail_keeps_the_first_and_last_words() -> None:
     text = " ".join(f"w{i}" for i in range(300))
     kept = head_tail(text, 128).split()

@@ -199,3 +199,33 @@ def test_help_documents_every_option_and_the_exit_codes(capsys: pytest.CaptureFi
     assert extract_main([]) == 2
     assert extract_main(["x.mp4", "--out", "f", "--language", "klingon"]) == 2
     assert "unknown speech language" in capsys.readouterr().err
+
+
+def test_files_whose_ids_collide_keep_their_suffix_and_extract_imports_no_torch(ad: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "ad.mp4").write_bytes(ad.read_bytes())
+    make_clip(folder / "ad.avi", seconds=1.0, audio=None, container_format="avi")
+    (folder / "other.mp4").write_bytes(ad.read_bytes())
+    notes: list[str] = []
+    assert [it.id for it in discover_inputs([folder], notes)] == ["ad.avi", "ad.mp4", "other"]
+    assert len(notes) == 1 and "'ad'" in notes[0] and "'ad.avi', 'ad.mp4'" in notes[0]
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "ad.mp4").write_bytes(b"x")
+    with pytest.raises(AdtagError, match="two inputs have the id 'ad.mp4'"):  # same name twice: no way out
+        discover_inputs([folder / "ad.mp4", tmp_path / "b" / "ad.mp4"])
+
+    # The command, in a fresh process: one line says so, the batch goes on, torch is never imported.
+    out = tmp_path / "feats"
+    code = (
+        "import sys; from adtag.cli import main; rc = main(sys.argv[1:]); print('torch' in sys.modules); sys.exit(rc)"
+    )
+    cmd = [sys.executable, "-c", code, "extract", str(folder), "--out", str(out), "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert [line for line in done.stderr.splitlines() if "note:" in line] == [f"adtag: note: {notes[0]}"]
+    items = {it.id: it for it in read_items(out / "manifest.jsonl")}
+    assert set(items) == {"ad.avi", "ad.mp4", "other"}
+    assert items["ad.avi"].video.name == "ad.avi" and np.load(items["ad.avi"].features["frames"]).shape[0] >= 2

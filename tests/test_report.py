@@ -100,7 +100,7 @@ class _Collect(HTMLParser):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("report") / "report.html"
-    render_report(path, title="Demo <report>", notes=["speech: espeak-ng & captions"], **_inputs())
+    render_report(path, title="Demo <report>", notes=["speech: espeak-ng & captions"], held_out=9, **_inputs())
     return path
 
 
@@ -133,6 +133,16 @@ def test_report_structure_and_self_containment(report: Path) -> None:
     assert "@font-face" in page and "data:font/otf;base64," in page
 
 
+def test_report_says_where_each_figure_comes_from(report: Path) -> None:
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", report.read_text(encoding="utf-8")))
+    # The per-tag mean names its scores and cut-off; the header names both kinds of folds.
+    assert "default stacker, outer 3-fold cross-validation over all 6 items; every score counts" in text
+    assert "ablation by outer 3-fold cross-validation" in text
+    # The gallery says how many of the held-out clips it shows, and what its chip colours mean.
+    assert "Showing 6 of 9 held-out clips." in text
+    assert all(word in text for word in ("green a true tag", "red a true tag it missed", "grey a guess"))
+
+
 def test_pooled_pr_curve_counts_missing_positives() -> None:
     preds = {"a": [("x", 0.9), ("y", 0.8)], "b": [("x", 0.7)]}
     truth = {"a": ["x", "z"], "b": ["y"]}  # z and b's y are never predicted
@@ -143,7 +153,7 @@ def test_pooled_pr_curve_counts_missing_positives() -> None:
 
 
 def test_thumbnail_strip_from_a_real_video(tmp_path: Path) -> None:
-    from adtag.demo.encode import write_mp4
+    from adtag_demo.encode import write_mp4
 
     path = tmp_path / "v.mp4"
     colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]], np.uint8)

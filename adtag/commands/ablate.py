@@ -6,13 +6,8 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from adtag.ablation import run_ablation
-from adtag.ablation_report import to_markdown, write_ablation
-from adtag.commands._common import add_data_options, setup
-from adtag.data.manifest import load_manifest
-from adtag.data.vocab import Vocabulary
-from adtag.models.fusions import FUSIONS
-from adtag.models.tagger import TrainConfig
+from adtag.commands._common import add_data_options, load_training_data, setup
+from adtag.models.fusions import FUSIONS  # the registry alone: numpy, no torch or scikit-learn
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -43,7 +38,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     setup(args)
-    items = load_manifest(args.manifest)
+    from adtag.ablation import run_ablation
+    from adtag.ablation_report import to_markdown, write_ablation
+    from adtag.models.tagger import TrainConfig
+
+    items, vocab = load_training_data(args)
     missing = [it.id for it in items if not it.tags]
     if missing:
         from adtag.errors import AdtagError
@@ -51,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
         raise AdtagError(
             f"{args.manifest}: ablation needs tags on every item; {len(missing)} lack them, e.g. {missing[:3]}"
         )
-    vocab = Vocabulary.from_file(args.vocab) if args.vocab else None
     cfg = replace(TrainConfig(), folds=args.inner_folds, seed=args.seed, modalities=args.modalities)
     result = run_ablation(
         items,

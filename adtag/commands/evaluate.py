@@ -1,4 +1,4 @@
-"""adtag evaluate: GAP@k (official), hit@1, mAP, per-tag AP; decided tags' precision/recall/F1; per group."""
+"""adtag evaluate: GAP@k (official), hit@1, mAP, per-tag AP; decided tags' P/R/F1; per group."""
 
 from __future__ import annotations
 
@@ -6,13 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from adtag.data.predictions import read_predictions, read_truth
-from adtag.data.taxonomy import Taxonomy
-from adtag.decisions.io import read_decided
 from adtag.errors import AdtagError
-from adtag.metrics import decision_scores, gap_ranked
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -38,50 +32,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def decisions_report(
-    decided: dict[str, list[str]], truth: dict[str, list[str]], tags: list[str], ids: list[str] | None = None
-) -> dict:
-    """Micro/macro precision, recall, F1 of the decided tags on ``ids`` (default: items with truth)."""
-    ids = [k for k in truth if truth[k]] if ids is None else ids
-    col = {t: j for j, t in enumerate(tags)}
-    d = np.zeros((len(ids), len(tags)), bool)
-    t = np.zeros_like(d)
-    for i, k in enumerate(ids):
-        for tag in decided.get(k, []):
-            d[i, col[tag]] = True
-        for tag in truth[k]:
-            t[i, col[tag]] = True
-    return decision_scores(d, t)
-
-
-def per_group_report(preds, truth, decided, tax: Taxonomy, top_k: int) -> dict:
-    """GAP@k and hit@1 of the ranked predictions, and F1 of decided tags, within each group."""
-    out = {}
-    for g in tax.groups:
-        members = {t for t, grp in tax.group.items() if grp == g}
-        gt = {k: [t for t in v if t in members] for k, v in truth.items()}
-        gt = {k: v for k, v in gt.items() if v}
-        if not gt:
-            continue
-        gp = {k: [(t, s) for t, s in v if t in members] for k, v in preds.items()}
-        hits = [bool(gp.get(k)) and max(gp[k], key=lambda p: p[1])[0] in set(v) for k, v in gt.items()]
-        row = {
-            "n_tags": len(members),
-            "n_items": len(gt),
-            "gap": gap_ranked(gp, gt, top_k),
-            "hit1": float(np.mean(hits)),
-        }
-        if decided is not None:
-            gd = {k: [t for t in decided.get(k, []) if t in members] for k in truth}
-            tags = sorted(members | {t for v in gd.values() for t in v})
-            ids = [k for k in truth if truth[k]]
-            ds = decisions_report(gd, {k: [t for t in truth[k] if t in members] for k in ids}, tags, ids)
-            row.update(micro_f1=ds["micro_f1"], macro_f1=ds["macro_f1"])
-        out[g] = row
-    return out
-
-
 def evaluate(preds: dict[str, list[tuple[str, float]]], truth: dict[str, list[str]], top_k: int = 20) -> dict:
+    """Every figure ``adtag evaluate`` prints; mAP is macro over the tags in ``truth``, from the
+    ranked lists given (a tag missing from an item's list counts as not retrieved)."""
+    import numpy as np
+
+    from adtag.metrics import gap_ranked
+
     ids = [k for k in truth if truth[k]]
     covered = [k for k in ids if k in preds]
     hits = [bool(preds[k]) and max(preds[k], key=lambda p: p[1])[0] in set(truth[k]) for k in covered]
@@ -106,32 +63,27 @@ def evaluate(preds: dict[str, list[tuple[str, float]]], truth: dict[str, list[st
 
 
 def run(args: argparse.Namespace) -> int:
+    from adtag.data.predictions import read_predictions, read_truth
+
     preds = read_predictions(args.predictions)
     truth = read_truth(args.truth)
     if not any(truth.values()):
         raise AdtagError(f"{args.truth}: no item with tags")
     res = evaluate(preds, truth, args.top_k)
-    decided = read_decided(args.predictions)
-    if decided is not None:
-        tags = sorted({t for v in truth.values() for t in v} | {t for v in decided.values() for t in v})
-        res["decisions"] = decisions_report(decided, truth, tags)
-    if args.taxonomy is not None:
-        res["per_group"] = per_group_report(preds, truth, decided, Taxonomy.from_file(args.taxonomy), args.top_k)
+    from adtag.decisions.evaluation import extend_evaluation
+
+    extra = extend_evaluation(res, args.predictions, args.taxonomy, preds, truth, args.top_k)
     if args.json:
         print(json.dumps(res, ensure_ascii=False, indent=2))
     else:
-        print(f"GAP@{args.top_k}  {res['gap']:.4f}")
-        print(f"hit@1   {res['hit1']:.4f}")
-        print(f"mAP     {res['map']:.4f}")
+        # Each figure says what it is computed from: the ranked lists in the file, never more.
+        print(f"GAP@{args.top_k}  {res['gap']:.4f}  (each item's top {args.top_k} tags, pooled)")
+        print(f"hit@1   {res['hit1']:.4f}  (share of items whose first tag is true)")
+        print(
+            f"mAP     {res['map']:.4f}  (macro over the {len(res['per_tag_ap'])} tags in the truth, "
+            "from the ranked lists in the file)"
+        )
         print(f"items   {res['n_predicted']} predicted of {res['n_items']} in truth")
-        if "decisions" in res:
-            d = res["decisions"]
-            print(
-                f"decided tags: micro P {d['micro_precision']:.4f} R {d['micro_recall']:.4f} F1 {d['micro_f1']:.4f}"
-                f" | macro P {d['macro_precision']:.4f} R {d['macro_recall']:.4f} F1 {d['macro_f1']:.4f}"
-                f" | {d['tags_per_item']:.2f} tags per item"
-            )
-        for g, row in res.get("per_group", {}).items():
-            f1 = f"  micro F1 {row['micro_f1']:.4f}  macro F1 {row['macro_f1']:.4f}" if "micro_f1" in row else ""
-            print(f"group {g}: {row['n_tags']} tags  GAP@{args.top_k} {row['gap']:.4f}  hit@1 {row['hit1']:.4f}{f1}")
+        for line in extra:
+            print(line)
     return 0

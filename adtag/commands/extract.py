@@ -7,13 +7,15 @@ import shutil
 import sys
 from pathlib import Path
 
+from adtag.commands._common import add_progress, failure_line
+
 EXIT_SOME_FAILED = 1
 
 DESCRIPTION = """\
 Decode each video once and run the per-modality encoders (all weights ship inside installed
 packages; nothing is downloaded): EfficientNet-Lite0 on a frame every 0.5 s -> 'frames' (T, 1280);
 the Whisper-base encoder per 0.96 s -> 'audio' (T, 512); speech recognition -> text 'asr';
-PP-OCRv4 on frames whose content changed -> text 'ocr'; multilingual-e5-small on both texts ->
+PP-OCRv4 on frames whose text changed -> text 'ocr'; multilingual-e5-small on both texts ->
 'ocr_emb', 'asr_emb' (384); container metadata -> 'extra'. A modality a video lacks is left out.
 
 Writes FEATURE_DIR/manifest.jsonl (one item per video, paths to .npy files under FEATURE_DIR/items/). The run is
@@ -35,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = subparsers.add_parser(
         "extract",
         help="extract features from videos into a manifest",
+        usage="adtag extract INPUT [INPUT ...] --out FEATURE_DIR [options]\n       adtag extract --list-encoders",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -44,7 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         nargs="*",
         metavar="INPUT",
         help="a video file, a folder of videos (searched recursively; an item's id is its path inside the "
-        "folder without the suffix), or a manifest (.jsonl) whose items have 'video' paths (tags are carried over)",
+        "folder without the suffix, with the suffix where two files would share an id: ad.mp4, ad.avi), "
+        "or a manifest (.jsonl) whose items have 'video' paths (tags are carried over)",
     )
     p.add_argument("--out", "-o", metavar="FEATURE_DIR", help="folder for the features and manifest.jsonl (required)")
     p.add_argument(
@@ -81,7 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="delete FEATURE_DIR first and start again (needed to change encoders of an existing FEATURE_DIR)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    add_progress(p)
     p.add_argument("--list-encoders", action="store_true", help="list the registered encoders and exit")
     return p
 
@@ -122,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
         from adtag.encoders.asr import check_language
 
         check_language(args.language)
-    inputs = discover_inputs(args.inputs)
+    notes: list[str] = []
+    inputs = discover_inputs(args.inputs, notes)
+    for note in notes:
+        print(f"adtag: note: {note}", file=sys.stderr)
     if not inputs:
         raise AdtagError(f"no video files found in {', '.join(args.inputs)}")
     out = Path(args.out)
@@ -140,13 +147,13 @@ def run(args: argparse.Namespace) -> int:
         threads=threads,
         language=args.language,
         retry_failed=args.retry_failed,
-        progress=not args.no_progress,
+        progress=not args.quiet,
     )
     ok = len(inputs) - len(failures)
     if failures:
         print(f"{len(failures)} of {len(inputs)} videos failed:", file=sys.stderr)
         for f in failures:
-            print(f"  {f.video or f.id}: {f.reason}", file=sys.stderr)
+            print(f"  {failure_line(f.video or f.id, Exception(f.reason))}", file=sys.stderr)
     if manifest is not None:
         print(f"{ok} of {len(inputs)} videos extracted -> {manifest}")
     else:

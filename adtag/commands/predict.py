@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from adtag.commands._common import add_threads, setup
-from adtag.data.manifest import Item, load_manifest
-from adtag.data.predictions import write_predictions
-from adtag.data.taac import is_taac_source
-from adtag.decisions.cli import add_decide_options, write_decided
+from adtag.commands._common import add_threads, check_model_dir, failure_line, setup
+from adtag.decisions.cli import add_decide_options, write_decided  # numpy only
 from adtag.errors import AdtagError
-from adtag.models.tagger import Tagger
+
+if TYPE_CHECKING:  # the model layer loads torch: imported when the command runs, not for --help
+    from adtag.data.manifest import Item
+    from adtag.models.tagger import Tagger
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -37,26 +38,38 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def items_from_input(path: Path, tagger: Tagger, language: str | None = None) -> tuple[list[Item], list[str]]:
     """Items ready to score, and the failures (videos that could not be read)."""
+    from adtag.data.manifest import load_manifest
+    from adtag.data.taac import is_taac_source
+
     if path.suffix in (".jsonl", ".json") or is_taac_source(path):
         return load_manifest(path), []
     from adtag.features.extract import extract_video
     from adtag.features.inputs import discover_inputs
 
     items, failures = [], []
-    for it in discover_inputs([path]):
+    videos = discover_inputs([path])
+    print(f"extracting {len(videos)} video(s) with the model's encoders (they take ~15 s to load)", file=sys.stderr)
+    for it in videos:
         try:
             items.append(extract_video(it.video, tagger.config.encoders, language=language, item_id=it.id))
         except AdtagError as exc:
-            failures.append(f"{it.video}: {exc}")
+            failures.append(failure_line(it.video, exc))
     return items, failures
 
 
 def run(args: argparse.Namespace) -> int:
     setup(args)
+    from adtag.data.predictions import write_predictions
+    from adtag.models.tagger import Tagger
+
+    check_model_dir(args.model_dir, "predict", "INPUT")
+    print(f"loading the model from {args.model_dir}", file=sys.stderr)
     tagger = Tagger.load(args.model_dir)
     items, failures = items_from_input(args.input, tagger, args.language)
     if not items:
-        raise AdtagError(f"{args.input}: nothing to score" + (f" ({len(failures)} failed)" if failures else ""))
+        if failures:
+            raise AdtagError(f"{args.input}: nothing to score, every video failed:\n  " + "\n  ".join(failures))
+        raise AdtagError(f"{args.input}: nothing to score (no item found)")
     scores = tagger.predict_proba(items)
     if args.decide is not None:
         write_decided(args, args.model_dir, tagger.vocab_.tags, [it.id for it in items], scores)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from adtag.commands._common import add_threads, setup
-from adtag.models.tagger import Tagger
+from adtag.commands._common import add_threads, check_model_dir, setup
+
+if TYPE_CHECKING:  # the model layer loads torch: imported when the command runs, not for --help
+    from adtag.models.tagger import Tagger
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -61,7 +64,12 @@ def format_result(res: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_model_dir(args.model_dir, "tag", "VIDEO")
+    # Loading the model and five encoders, then decoding: ~15 s of silence otherwise.
+    print(f"tagging {args.video}: loading the model and its encoders (~15 s), then extracting", file=sys.stderr)
     setup(args)
+    from adtag.models.tagger import Tagger
+
     tagger = Tagger.load(args.model_dir)
     res = tag_video(tagger, args.video, args.top_k, args.language)
     print(json.dumps(res, ensure_ascii=False, indent=2) if args.json else format_result(res))

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from adtag.commands._common import add_data_options, setup
-from adtag.data.manifest import load_manifest
-from adtag.data.vocab import Vocabulary
-from adtag.decisions.cli import add_decide_options, fit_for_training
-from adtag.features.store import manifest_encoders
-from adtag.models.fusions import FUSIONS
-from adtag.models.tagger import Tagger, TrainConfig
+from adtag.commands._common import add_data_options, load_training_data, setup
+from adtag.decisions.cli import add_decide_options, fit_for_training  # numpy only
+from adtag.models.fusions import FUSIONS  # the registry alone: numpy, no torch or scikit-learn
+
+# The rest of the model layer is imported by run(): torch and scikit-learn take seconds to load,
+# and 'adtag --help' must not wait for them.
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -42,8 +41,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     setup(args)
-    items = load_manifest(args.manifest)
-    vocab = Vocabulary.from_file(args.vocab) if args.vocab else None
+    from adtag.features.store import manifest_encoders
+    from adtag.models.tagger import Tagger, TrainConfig
+
+    items, vocab = load_training_data(args)
     cfg = TrainConfig(
         fusion=args.fusion,
         folds=args.folds,

@@ -13,10 +13,12 @@ import re
 import numpy as np
 
 from adtag.encoders.registry import register_encoder
-from adtag.encoders.whisper import WINDOW_SECONDS, whisper_backend, whisper_base_dir
+from adtag.encoders.whisper import FRAMES_PER_SECOND, WINDOW_SECONDS, whisper_backend, whisper_base_dir
 from adtag.errors import AdtagError
 
 RATE = 16000
+TOKENS_PER_SECOND = 10
+LANGUAGE_MARGIN = 0.15  # detected language probability lead below which a short window is re-checked
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _TOKEN = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 
@@ -74,14 +76,19 @@ class WhisperASR:
         ]
         if language is None:
             ranked = model.model.detect_language(windows[0].output)[0]
+            if ranked[0][1] - ranked[1][1] < LANGUAGE_MARGIN:
+                # A close call on a window shorter than 30 s: ask again on the padded window
+                # Whisper was trained on (one more encoder pass, for unclear speech only).
+                ranked = model.model.detect_language(self.backend.padded(windows[0]))[0]
             language = ranked[0][0][2:-2]
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
         prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         texts = []
         for w in windows:
-            result = model.model.generate(
-                w.output, [prompt], beam_size=1, max_length=self.max_tokens, suppress_blank=True
-            )[0]
+            # Ad copy is at most ~10 tokens a second; a bound by the window's length stops a
+            # decoding that loops on a phrase (Whisper's failure mode on short inputs).
+            limit = min(self.max_tokens, 16 + int(TOKENS_PER_SECOND * w.valid / FRAMES_PER_SECOND))
+            result = model.model.generate(w.output, [prompt], beam_size=1, max_length=limit, suppress_blank=True)[0]
             ids = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
             texts.append(tokenizer.decode(ids).strip())
         self.language = language

@@ -11,6 +11,7 @@ given, the sessions use bounded, sleeping threads, and the 180-degree classifier
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,12 +50,11 @@ class RapidOcr:
         self.det_side = det_side
         self.min_score = min_score
 
-    def read(self, image_bgr: np.ndarray) -> list[OcrLine]:
+    def _quads(self, image: np.ndarray, side: int) -> list[np.ndarray]:
         import cv2
 
-        image = np.ascontiguousarray(image_bgr)
         h, w = image.shape[:2]
-        scale = min(1.0, self.det_side / max(h, w))
+        scale = min(1.0, side / max(h, w))
         small = (
             image
             if scale == 1.0
@@ -63,17 +63,41 @@ class RapidOcr:
         boxes, _ = self.engine.text_det(small)
         if boxes is None or len(boxes) == 0:
             return []
-        quads = [np.asarray(b, dtype=np.float32) / scale for b in self.engine.sorted_boxes(boxes)]
-        crops = self.engine.get_crop_img_list(image, quads)
-        results, _ = self.engine.text_rec(crops)
-        lines = []
-        for quad, res in zip(quads, results, strict=True):
-            text, score = str(res[0]).strip(), float(res[1])
-            if text and score >= self.min_score:
-                x0, y0 = quad.min(axis=0)
-                x1, y1 = quad.max(axis=0)
-                lines.append(OcrLine((int(x0), int(y0), int(x1), int(y1)), text, score))
-        return lines
+        return [np.asarray(b, dtype=np.float32) / scale for b in self.engine.sorted_boxes(boxes)]
+
+    def detect(self, image_bgr: np.ndarray, side: int | None = None) -> list[tuple[int, int, int, int]]:
+        """Text boxes only (no recognition), detected at ``side`` px on the long side: a cheap probe."""
+        quads = self._quads(np.ascontiguousarray(image_bgr), side or self.det_side)
+        return [_bounds(q) for q in quads]
+
+    def read(
+        self, image_bgr: np.ndarray, reuse: Callable[[tuple[int, int, int, int]], OcrLine | None] | None = None
+    ) -> list[OcrLine]:
+        """Detect and recognise the lines of ``image_bgr``.
+
+        ``reuse(box)`` may return the line already read at that place (text known not to have
+        changed): recognition, the larger part of the cost on long subtitle lines, then skips it.
+        """
+        image = np.ascontiguousarray(image_bgr)
+        quads = self._quads(image, self.det_side)
+        if not quads:
+            return []
+        lines: list[OcrLine | None] = [reuse(_bounds(q)) if reuse else None for q in quads]
+        todo = [i for i, line in enumerate(lines) if line is None]
+        if todo:
+            crops = self.engine.get_crop_img_list(image, [quads[i] for i in todo])
+            results, _ = self.engine.text_rec(crops)
+            for i, res in zip(todo, results, strict=True):
+                text, score = str(res[0]).strip(), float(res[1])
+                if text and score >= self.min_score:
+                    lines[i] = OcrLine(_bounds(quads[i]), text, score)
+        return [line for line in lines if line is not None]
+
+
+def _bounds(quad: np.ndarray) -> tuple[int, int, int, int]:
+    x0, y0 = quad.min(axis=0)
+    x1, y1 = quad.max(axis=0)
+    return (int(x0), int(y0), int(x1), int(y1))
 
 
 @register_encoder(

@@ -25,6 +25,7 @@ FRAMES_PER_SECOND = 50  # Whisper encoder outputs: one per 20 ms
 WINDOW_SECONDS = 30
 MEL_PER_WINDOW = 3000
 MIN_TAIL_MEL = 100  # 1 s
+MIN_MEL = 1000  # 10 s: the shortest encoder input (see WhisperBackend.encode)
 _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
@@ -69,15 +70,16 @@ def whisper_base_dir() -> Path | dict[str, Any]:
 
 @dataclass
 class Window:
-    """Encoder output for one 30 s window: its start (s), how many outputs hold real audio, the outputs."""
+    """Encoder output for one window (up to 30 s): its start (s), how many outputs hold real audio, the outputs."""
 
     start: float
     valid: int
-    output: Any  # ctranslate2.StorageView, shape (1, 1500, 512), on the CPU
+    output: Any  # ctranslate2.StorageView, shape (1, frames / 2, 512), on the CPU
+    mel: np.ndarray | None = None  # the window's log-mel input, before padding
 
 
 class WhisperBackend:
-    """One loaded Whisper model; ``encode`` runs the encoder per 30 s window and remembers the last call."""
+    """One loaded Whisper model; ``encode`` runs the encoder per window of at most 30 s and remembers the last call."""
 
     def __init__(self, threads: int = 1, compute_type: str = "int8") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -99,7 +101,7 @@ class WhisperBackend:
         self._last = None
 
     def encode(self, audio: np.ndarray) -> list[Window]:
-        """Encoder outputs for 16 kHz mono ``audio``, one Window per started 30 s."""
+        """Encoder outputs for 16 kHz mono ``audio``, one Window per started 30 s, each on its own length."""
         import ctranslate2
 
         audio = np.ascontiguousarray(audio, dtype=np.float32)
@@ -114,13 +116,36 @@ class WhisperBackend:
                 break  # a few frames past a window (AAC padding of a 30 s ad) are not worth an encoder pass
             seg = mel[:, start : start + MEL_PER_WINDOW]
             valid = max(1, min(seg.shape[1], n_mel - start) // 2)
-            if seg.shape[1] < MEL_PER_WINDOW:
-                seg = np.pad(seg, ((0, 0), (0, MEL_PER_WINDOW - seg.shape[1])))
+            width = _input_frames(seg.shape[1])
+            if seg.shape[1] < width:
+                seg = np.pad(seg, ((0, 0), (0, width - seg.shape[1])))
             view = ctranslate2.StorageView.from_array(np.ascontiguousarray(seg[None], dtype=np.float32))
             out = self.model.model.encode(view, to_cpu=True)
-            windows.append(Window(start / 100.0, valid, out))
+            windows.append(Window(start / 100.0, valid, out, mel[:, start : start + MEL_PER_WINDOW]))
         self._last = (key, windows)
         return windows
+
+    def padded(self, window: Window) -> Any:
+        """The encoder output of ``window`` padded to a full 30 s, as Whisper was trained."""
+        import ctranslate2
+
+        if window.output.shape[1] * 2 >= MEL_PER_WINDOW or window.mel is None:
+            return window.output
+        seg = np.pad(window.mel, ((0, 0), (0, MEL_PER_WINDOW - window.mel.shape[1])))
+        view = ctranslate2.StorageView.from_array(np.ascontiguousarray(seg[None], dtype=np.float32))
+        return self.model.model.encode(view, to_cpu=True)
+
+
+def _input_frames(n_mel: int) -> int:
+    """Mel frames to give the encoder for a window holding ``n_mel`` frames of audio.
+
+    Whisper pads every window to 30 s; its encoder cost grows with the input, so a 5 s ad paid
+    for 30 s. The encoder (CTranslate2) takes shorter inputs; below about 10 s a shorter input
+    changes what it sees too much (decoding starts to drop words), so a window gets its own
+    length padded with silence up to MIN_MEL, rounded up to a whole second.
+    """
+    frames = max(MIN_MEL, -(-n_mel // 100) * 100)
+    return min(MEL_PER_WINDOW, frames)
 
 
 @functools.cache

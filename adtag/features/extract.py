@@ -172,14 +172,14 @@ def extract_to_dir(
     try:
         if not tasks:
             pass
-        elif workers <= 1:
+        elif min(workers, len(tasks)) <= 1:  # a worker costs a model load: never more than videos
             run = _InProcess(specs, threads)
             for task in tasks:
                 finish(run(task))
         else:
             for spec in specs.values():  # build cached model files once, not in every worker
                 prepare_encoder(spec)
-            _run_pool(tasks, specs, workers, threads, finish)
+            _run_pool(tasks, specs, min(workers, len(tasks)), threads, finish)
     finally:
         bar.close()
     return store.write_manifest(sources)

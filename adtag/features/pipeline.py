@@ -145,6 +145,7 @@ class Extractor:
             item.features["frames"] = np.concatenate(feats).astype(np.float32, copy=False)
         if tracker is not None:
             timings["ocr_frames"] = tracker.frames_read
+            timings["ocr_probes"] = tracker.probes
             if tracker.text:
                 item.text["ocr"] = tracker.text
 

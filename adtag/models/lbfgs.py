@@ -3,6 +3,14 @@
 Measured on a 400-item x 892-word x 124-tag TF-IDF problem, one thread: the alpha path takes
 1.25 s here against 2.9 s through SciPy's L-BFGS-B for the same number of evaluations, whose
 own bookkeeping outweighs the loss and gradient at this size.
+
+On text the weight vector is large (100k words x 160 tags = 16M numbers) and the two-loop
+recursion (four passes over every stored pair per iteration) cost more than the loss. The
+direction is therefore taken in the compact form of Byrd, Nocedal and Schnabel (1994):
+H g = gamma g + [S, gamma Y] M [S^T g; gamma Y^T g] with M from the small k x k matrices
+S^T Y and Y^T Y, i.e. three matrix-vector products over the stacked history per iteration. The
+iterate and the history can be float32 (half the memory traffic; the curvature pairs need no
+more precision than the float32 gradient they come from).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 
 def minimize_lbfgs(
@@ -19,46 +28,65 @@ def minimize_lbfgs(
     memory: int = 7,
     gtol: float = 1e-5,
     ftol: float = 1e-7,
+    dtype: type = np.float64,
 ) -> np.ndarray:
-    """Minimise a smooth ``fun`` returning (value, gradient); returns the final point."""
-    x = np.array(x0, dtype=np.float64)
+    """Minimise a smooth ``fun`` returning (value, gradient); returns the final point.
+
+    ``dtype`` is the precision of the iterate and the curvature history (float32 for the big
+    linear branches; ``fun`` then receives float32 vectors).
+    """
+    x = np.array(x0, dtype=dtype)
     f, g = fun(x)
-    hist: list[tuple[np.ndarray, np.ndarray, float]] = []
+    g = np.asarray(g, dtype=dtype)
+    n, m = x.shape[0], memory
+    hist = np.zeros((2 * m, n), dtype=dtype)  # rows 0..m-1: s pairs, m..2m-1: y pairs
+    sty = np.zeros((m, m))  # sty[i, j] = s_i . y_j
+    yty = np.zeros((m, m))
+    order: list[int] = []  # history rows from oldest to newest
     for _ in range(max_iter):
         if np.max(np.abs(g)) < gtol:
             break
-        q = g.copy()
-        alphas = []
-        for s, y, rho in reversed(hist):
-            a = rho * s.dot(q)
-            alphas.append(a)
-            q -= a * y
-        if hist:
-            s, y, _ = hist[-1]
-            q *= s.dot(y) / y.dot(y)
+        if order:
+            o = np.array(order)
+            proj = (hist @ g).astype(np.float64)
+            sg, yg = proj[o], proj[m + o]
+            R = np.triu(sty[np.ix_(o, o)])
+            last = order[-1]
+            gamma = sty[last, last] / yty[last, last]
+            u = solve_triangular(R, sg, lower=False)
+            t = np.diag(R) * u + gamma * (yty[np.ix_(o, o)] @ u) - gamma * yg
+            v = solve_triangular(R, t, lower=False, trans="T")
+            c = np.zeros(2 * m)
+            c[o], c[m + o] = v, -gamma * u
+            d = -(dtype(gamma) * g + c.astype(dtype) @ hist)
         else:
-            q /= max(1.0, np.linalg.norm(g))
-        for (s, y, rho), a in zip(hist, reversed(alphas), strict=True):
-            q += s * (a - rho * y.dot(q))
-        d = -q
-        slope = g.dot(d)
-        if slope >= 0:  # not a descent direction: restart from steepest descent
-            hist.clear()
-            d = -g / max(1.0, np.linalg.norm(g))
-            slope = g.dot(d)
+            d = -g / dtype(max(1.0, float(np.linalg.norm(g))))
+        slope = float(g.dot(d))
+        if slope >= 0 or not np.isfinite(slope):  # not a descent direction: steepest descent
+            order.clear()
+            d = -g / dtype(max(1.0, float(np.linalg.norm(g))))
+            slope = float(g.dot(d))
         step = 1.0
         while True:
-            x_new = x + step * d
+            x_new = x + dtype(step) * d
             f_new, g_new = fun(x_new)
             if f_new <= f + 1e-4 * step * slope or step < 1e-8:
                 break
             step *= 0.5
-        s, y = x_new - x, g_new - g
-        sy = s.dot(y)
+        g_new = np.asarray(g_new, dtype=dtype)
+        i = order.pop(0) if len(order) == m else next(j for j in range(m) if j not in order)
+        np.subtract(x_new, x, out=hist[i])
+        np.subtract(g_new, g, out=hist[m + i])
+        sy = float(hist[i].dot(hist[m + i]))
         if sy > 1e-12:
-            hist.append((s, y, 1.0 / sy))
-            if len(hist) > memory:
-                hist.pop(0)
+            proj = (hist @ hist[m + i]).astype(np.float64)  # every s_j . y_i and y_j . y_i
+            sty[:, i] = proj[:m]
+            yty[:, i] = yty[i, :] = proj[m:]
+            sty[i, i] = sy
+            order.append(i)
+        else:  # the pair is dropped; its row is free again, zeroed so it adds nothing
+            hist[i] = 0
+            hist[m + i] = 0
         done = f - f_new < ftol * max(1.0, abs(f))
         x, f, g = x_new, f_new, g_new
         if done:

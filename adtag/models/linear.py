@@ -24,25 +24,36 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(0.5 * x))
 
 
-def _loss_grad(w: np.ndarray, X, Y: np.ndarray, alpha: float, loss: str) -> tuple[float, np.ndarray]:
+def _loss_grad(w: np.ndarray, X, Y: np.ndarray, alpha: float, loss: str, Xt=None) -> tuple[float, np.ndarray]:
+    """Objective and gradient at ``w`` (float32: views of it, no copies of the weight matrix).
+
+    ``Xt`` is X transposed as CSR, computed once per solve: the gradient's X.T @ G then runs
+    over rows instead of re-deriving the transpose on every call.
+    """
     d, L = X.shape[1], Y.shape[1]
-    W = w[: d * L].reshape(d, L).astype(np.float32)
-    b = w[d * L :].astype(np.float32)
-    S = np.asarray(X @ W) + b
+    W = w[: d * L].reshape(d, L)
+    b = w[d * L :]
+    S = np.asarray(X @ W, dtype=np.float32)
+    S += b
     n = X.shape[0]
     if loss == "log":
         # log(1 + e^s) - y s, written stably
-        f = np.sum(np.logaddexp(0, S) - Y * S) / n
-        G = (_sigmoid(S) - Y) / n
+        f = float(np.sum(np.logaddexp(0, S) - Y * S, dtype=np.float64)) / n
+        G = _sigmoid(S)
+        G -= Y
+        G /= n
     else:  # squared hinge with labels in {-1, +1}
         Ypm = 2 * Y - 1
         m = np.maximum(0, 1 - Ypm * S)
-        f = np.sum(m * m) / n
-        G = -2 * Ypm * m / n
+        f = float(np.sum(m * m, dtype=np.float64)) / n
+        G = (-2 / n) * Ypm * m
     f += 0.5 * alpha * float(np.dot(W.ravel(), W.ravel()))
-    gW = np.asarray(X.T @ G) + alpha * W
-    gb = G.sum(axis=0)
-    return float(f), np.concatenate([gW.ravel(), gb]).astype(np.float64)
+    grad = np.empty_like(w)
+    gW = grad[: d * L].reshape(d, L)
+    gW[:] = (Xt @ G) if Xt is not None else (X.T @ G)
+    gW += np.float32(alpha) * W
+    grad[d * L :] = G.sum(axis=0)
+    return f, grad
 
 
 class LinearTagger(Estimator):
@@ -62,11 +73,17 @@ class LinearTagger(Estimator):
     def _solve(self, X, Y: np.ndarray, alpha: float, w0: np.ndarray | None, max_iter: int | None = None) -> np.ndarray:
         d, L = X.shape[1], Y.shape[1]
         if w0 is None:
-            w0 = np.zeros(d * L + L)
+            w0 = np.zeros(d * L + L, dtype=np.float32)
             if self.loss == "log":
                 p = np.clip(Y.mean(0), 1e-3, 1 - 1e-3)
                 w0[d * L :] = np.log(p / (1 - p))
-        return minimize_lbfgs(lambda w: _loss_grad(w, X, Y, alpha, self.loss), w0, max_iter=max_iter or self.max_iter)
+        Xt = X.T.tocsr() if sp.issparse(X) else np.ascontiguousarray(X.T)
+        return minimize_lbfgs(
+            lambda w: _loss_grad(w, X, Y, alpha, self.loss, Xt),
+            w0,
+            max_iter=max_iter or self.max_iter,
+            dtype=np.float32,
+        )
 
     def _set(self, w: np.ndarray, d: int, L: int) -> None:
         self.coef_ = w[: d * L].reshape(d, L).astype(np.float32)
@@ -81,7 +98,7 @@ class LinearTagger(Estimator):
         self.alpha_ = init.alpha_ if init is not None else self.alpha
         self.platt_ = init.platt_.copy() if init is not None else np.array([1.0, 0.0])
         if init is not None and init.coef_.shape == (X.shape[1], Y.shape[1]):
-            w0 = np.concatenate([init.coef_.ravel(), init.intercept_]).astype(np.float64)
+            w0 = np.concatenate([init.coef_.ravel(), init.intercept_]).astype(np.float32)
             max_iter = max(20, self.max_iter // 2)  # a neighbouring fold's optimum is close
         self._set(self._solve(X, Y, self.alpha_, w0, max_iter), X.shape[1], Y.shape[1])
         return self

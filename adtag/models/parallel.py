@@ -6,6 +6,9 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
+
 
 def _call(fn: Callable, args: tuple) -> Any:
     from adtag import runtime
@@ -14,8 +17,24 @@ def _call(fn: Callable, args: tuple) -> Any:
     return fn(*args)
 
 
+def _size(args: tuple) -> int:
+    """A job's input size: stored numbers of its arrays (non-zeros of a sparse matrix)."""
+    total = 0
+    for a in args:
+        if sp.issparse(a):
+            total += a.nnz
+        elif isinstance(a, np.ndarray):
+            total += a.size
+    return total
+
+
 def run_parallel(fn: Callable, jobs: Sequence[tuple], n_jobs: int = 2) -> Iterator[Any]:
-    """Yield ``fn(*args)`` for each job in order; ``n_jobs <= 1`` (or one job) stays in-process."""
+    """Yield ``fn(*args)`` for each job in order; ``n_jobs <= 1`` (or one job) stays in-process.
+
+    Jobs start largest input first (the joint early-fusion branch before the single-modality
+    ones), so the longest job does not run alone at the end while the other workers idle;
+    results are still yielded in input order, each as soon as it and all before it are done.
+    """
     n_jobs = max(1, min(n_jobs, len(jobs), os.cpu_count() or 1))
     if n_jobs == 1:
         for args in jobs:
@@ -23,5 +42,12 @@ def run_parallel(fn: Callable, jobs: Sequence[tuple], n_jobs: int = 2) -> Iterat
         return
     from joblib import Parallel, delayed
 
-    # Biggest jobs first would balance better, but order keeps the progress bar honest.
-    yield from Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(delayed(_call)(fn, a) for a in jobs)
+    order = sorted(range(len(jobs)), key=lambda j: -_size(jobs[j]))
+    results = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(delayed(_call)(fn, jobs[j]) for j in order)
+    done: dict[int, Any] = {}
+    nxt = 0
+    for j, res in zip(order, results, strict=True):
+        done[j] = res
+        while nxt in done:
+            yield done.pop(nxt)
+            nxt += 1

@@ -100,8 +100,11 @@ def _charts(tables: dict[str, Sequence[dict[str, Any]]]) -> str:
     return "".join(out) or '<p class="empty">no results to chart</p>'
 
 
-def _per_tag(per_tag_ap: dict[str, float]) -> str:
-    """A sorted table with inline bars (HTML text, so CJK tag names use the embedded font)."""
+def _per_tag(per_tag_ap: dict[str, float], source: str = "") -> str:
+    """A sorted table with inline bars (HTML text, so CJK tag names use the embedded font).
+
+    ``source`` says which scores the APs come from, so the mean is not mistaken for another figure.
+    """
     if not per_tag_ap:
         return '<p class="empty">no per-tag results</p>'
     # Tags without a score (no positive example held out) go last, shown as a dash.
@@ -113,6 +116,8 @@ def _per_tag(per_tag_ap: dict[str, float]) -> str:
     )
     scored = [_num(v) for v in per_tag_ap.values() if np.isfinite(_num(v))]
     mean = f"mean AP over {len(scored)} scored tags: {np.mean(scored):.4f}" if scored else "no tag could be scored"
+    if source:
+        mean += f" ({source})"
     return (
         f'<table class="ap"><thead><tr><th>tag</th><th class="num">AP</th><th></th></tr></thead>'
         f'<tbody>{body}</tbody></table><p class="notes">{mean}</p>'
@@ -132,9 +137,18 @@ def _pr(predictions: dict[str, list[tuple[str, float]]], truth: dict[str, list[s
     return f"<figure>{chart}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
-def _gallery(gallery: Sequence[dict[str, Any]]) -> str:
+GALLERY_LEGEND = (
+    '<span class="chip hit">green</span> a true tag the model ranked among its top guesses (as many as the clip '
+    'has true tags), or a guess that is a true tag; <span class="chip miss">red</span> a true tag it missed; '
+    '<span class="chip">grey</span> a guess that is not a true tag. The number is the tag\'s score.'
+)
+
+
+def _gallery(gallery: Sequence[dict[str, Any]], held_out: int | None = None) -> str:
     if not gallery:
         return '<p class="empty">no clips</p>'
+    total = held_out if held_out is not None else len(gallery)
+    head = f'<p class="notes">Showing {len(gallery)} of {total} held-out clips. {GALLERY_LEGEND}</p>'
     cards = []
     for entry in gallery:
         true = [str(t) for t in entry.get("true", [])]
@@ -155,7 +169,15 @@ def _gallery(gallery: Sequence[dict[str, Any]]) -> str:
             f'<div class="tags"><span class="label">predicted</span>{pred_chips or NONE}</div>'
             "</div>"
         )
-    return f'<div class="gallery">{"".join(cards)}</div>'
+    return f'{head}<div class="gallery">{"".join(cards)}</div>'
+
+
+def _per_tag_source(ablation: dict[str, Any]) -> str:
+    n, folds = ablation.get("n_items"), ablation.get("folds")
+    if n is None:
+        return ""
+    where = f"outer {folds}-fold cross-validation" if folds else "out-of-fold scores"
+    return f"default stacker, {where} over all {n} items; every score counts, not only the top 20"
 
 
 def _page_text(
@@ -182,6 +204,7 @@ def render_report(
     gallery: list[dict[str, Any]],
     title: str = "adtag report",
     notes: Sequence[str] = (),
+    held_out: int | None = None,
     decisions: dict[str, Any] | None = None,
 ) -> None:
     """Write the report to ``path`` atomically.
@@ -189,14 +212,16 @@ def render_report(
     ``ablation`` is the output of ``adtag ablate``; ``predictions`` maps held-out ids to
     ranked (tag, score) lists and ``truth`` to their true tags; ``gallery`` entries hold
     ``id``, ``thumbnails`` (RGB arrays or JPEG bytes), ``true`` and ``pred``. ``notes`` are
-    lines about the run shown under the title (e.g. whether real speech was present).
+    lines about the run shown under the title (e.g. whether real speech was present);
+    ``held_out`` is the number of held-out clips the gallery picks from (default: its length).
     ``decisions`` (from :func:`adtag.report.decisions.decisions_data`) adds a reliability diagram
     and the per-tag thresholds.
     """
     tables = ablation.get("tables", {})
     summary = (
         f"{ablation.get('dataset', 'dataset')}: {ablation.get('n_items', '?')} items, "
-        f"{ablation.get('n_tags', '?')} tags, {ablation.get('folds', '?')}-fold out-of-fold meta-features"
+        f"{ablation.get('n_tags', '?')} tags; ablation by outer {ablation.get('folds', '?')}-fold cross-validation, "
+        f"inner {ablation.get('inner_folds', '?')}-fold out-of-fold meta-features"
     )
     notes_html = ""
     if notes:
@@ -215,10 +240,9 @@ def render_report(
         notes=notes_html,
         tables="".join(_table(tables.get(key, []), caption, first) for key, caption, first in TABLES),
         charts=_charts(tables),
-        per_tag=_per_tag(ablation.get("per_tag_ap", {})),
+        per_tag=_per_tag(ablation.get("per_tag_ap", {}), _per_tag_source(ablation)),
         pr=_pr(predictions, truth),
-        gallery=_gallery(gallery),
+        gallery=_gallery(gallery, held_out),
         decisions=decisions_html(decisions, lambda png, alt: _img(png, "image/png", alt)),
     )
-    write_text(Path(path), out)
-    os.chmod(path, 0o644)  # the atomic temp file is private; a report is meant to be shared
+    write_text(Path(path), out)  # atomic, with the usual umask-based mode: a report is meant to be shared

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageFilter
 
-from adtag.demo import sprites
-from adtag.demo.compose import Layer, Motion, Panel, Shot, Timeline
-from adtag.demo.fonts import FontChoice, drawable, render_text
-from adtag.demo.looks import grade, grain_frames
-from adtag.demo.plan import ClipPlan
-from adtag.demo.scenes import draw_scene
-from adtag.demo.script import PHRASES, lines_for
-from adtag.demo.taxonomy import PRODUCTS
+from adtag_demo import sprites
+from adtag_demo.compose import Layer, Motion, Panel, Shot, Timeline
+from adtag_demo.fonts import FontChoice, drawable, render_text
+from adtag_demo.looks import grade, grain_frames
+from adtag_demo.plan import ClipPlan
+from adtag_demo.scenes import draw_scene
+from adtag_demo.script import PHRASES, lines_for
+from adtag_demo.taxonomy import PRODUCTS
 
 STYLE_LOOKS = {"warm": "warm", "tech": "tech", "premium": "premium", "vintage": "vintage", "funny": "vivid"}
 

@@ -27,15 +27,15 @@ import numpy as np
 from tqdm import tqdm
 
 from adtag.data.manifest import Item, write_manifest
-from adtag.demo.encode import write_mp4
-from adtag.demo.fonts import FontChoice, find_cjk_font
-from adtag.demo.plan import ClipPlan, make_plan
-from adtag.demo.soundtrack import SAMPLE_RATE, build_soundtrack
-from adtag.demo.speech import tts_engine
-from adtag.demo.taxonomy import BY_KEY, vocab_lines
-from adtag.demo.visuals import build_picture
 from adtag.errors import AdtagError
 from adtag.io import write_json, write_text
+from adtag_demo.encode import write_mp4
+from adtag_demo.fonts import FontChoice, find_cjk_font
+from adtag_demo.plan import ClipPlan, make_plan
+from adtag_demo.soundtrack import SAMPLE_RATE, build_soundtrack
+from adtag_demo.speech import tts_engine
+from adtag_demo.taxonomy import BY_KEY, vocab_lines
+from adtag_demo.visuals import build_picture
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from adtag.demo.looks import photographic
-from adtag.demo.pictures import fit, real_pictures
+from adtag_demo.looks import photographic
+from adtag_demo.pictures import fit, real_pictures
 
 SCENE_KINDS = ("indoor", "outdoor", "city", "nature", "studio")
 

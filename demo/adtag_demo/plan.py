@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from adtag.demo.taxonomy import AUDIO_CHANNELS, BY_KEY, STYLES, TAGS
+from adtag_demo.taxonomy import AUDIO_CHANNELS, BY_KEY, STYLES, TAGS
 
 # (width, height, weight): mostly 360p-class sizes, some 480p/540p, a few 720p (costly to encode).
 SIZES = (

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adtag.demo.plan import ClipPlan
-from adtag.demo.script import lines_for
-from adtag.demo.sounds import SOUNDS, music
-from adtag.demo.speech import VOICES, babble, speak
+from adtag_demo.plan import ClipPlan
+from adtag_demo.script import lines_for
+from adtag_demo.sounds import SOUNDS, music
+from adtag_demo.speech import VOICES, babble, speak
 
 SAMPLE_RATE = 16_000  # what the Whisper-based audio stages resample to anyway
 SPEECH_KEYS = ("cosmetics", "food", "electronics", "promotion", "tutorial", "story")

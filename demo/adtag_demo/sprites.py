@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from adtag.demo.pictures import fit, real_pictures
+from adtag_demo.pictures import fit, real_pictures
 
 
 def _canvas(size: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:

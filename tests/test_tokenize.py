@@ -1,0 +1,75 @@
+"""Word splitting: long unbroken runs are cut before jieba, normal text splits as jieba does."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from adtag.models import tokenize
+from adtag.models.featurize import TextFeaturizer
+from adtag.models.tokenize import MAX_RUN, ngrams, words
+
+from .conftest import shared_data
+
+
+def _jieba_words(text: str) -> list[str]:
+    """The reference: jieba on the whole text at once, as before the runs were cut."""
+    jb = tokenize._get_jieba()
+    return [w for w in jb.lcut(text.lower(), HMM=True) if tokenize._WORD.search(w)]
+
+
+def _headlines(n: int) -> list[str]:
+    path = shared_data() / "zh_text" / "tnews" / "dev.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not available")
+    lines = path.read_text(encoding="utf-8").splitlines()[:n]
+    return [json.loads(line)["sentence"] for line in lines]
+
+
+def test_real_sentences_split_exactly_as_jieba_alone():
+    heads = _headlines(300)
+    docs = heads + ["。".join(heads[i : i + 6]) for i in range(0, 300, 6)] + ["Hello World 2024 广告 ABC-12 测试"]
+    for doc in docs:
+        assert words(doc) == _jieba_words(doc), doc
+
+
+def test_long_unbroken_run_is_cut_into_bounded_pieces():
+    rnd = random.Random(0)
+    run = "".join(chr(rnd.randint(0x4E00, 0x9FA5)) for _ in range(3 * MAX_RUN + 17))
+    text = "开头，" + run + "。结尾 end"
+    pieces = tokenize._pieces(text)
+    assert "".join(pieces) == text
+    longest = max(len(m.group()) for p in pieces for m in tokenize._JIEBA_RUN.finditer(p))
+    assert longest <= MAX_RUN
+    toks = words(text)
+    assert "".join(toks[:-1]).endswith("结尾") and toks[-1] == "end"
+    # every character of the run survives in the words, in order
+    assert run in "".join(toks)
+
+
+def test_short_runs_are_not_cut():
+    text = "今天天气很好，" * 50
+    assert tokenize._pieces(text) == [text]
+
+
+def test_ngrams_pairs_neighbouring_words():
+    assert ngrams("red car fast") == ["red", "car", "fast", "red car", "car fast"]
+    assert words("") == [] and ngrams("") == []
+
+
+def _vocab(n_docs: int) -> dict[str, int]:
+    docs = [f"common filler{i % 40}" for i in range(n_docs)]
+    docs[0] += " twice"
+    docs[1] += " twice"
+    for k in range(3):
+        docs[10 + k] += " thrice"
+    return TextFeaturizer().fit(docs, np.ones(n_docs, bool)).vocabulary_
+
+
+def test_large_corpora_drop_ngrams_seen_in_only_two_documents():
+    small, large = _vocab(300), _vocab(TextFeaturizer.LARGE_CORPUS)
+    assert "twice" in small and "thrice" in small
+    assert "twice" not in large and "thrice" in large and "common" in large
