@@ -110,3 +110,18 @@ def test_audit_needs_the_decision_layer(trained, tmp_path, capsys):
     manifest, model = trained
     assert main(["audit", str(model), str(manifest), "--out", str(tmp_path / "a.csv")]) == 2
     assert "train --decide" in capsys.readouterr().err
+
+
+def test_loaded_tagger_carries_its_decisions(decided_model, trained):
+    from adtag.commands.tag import format_result
+    from adtag.data.manifest import load_manifest
+    from adtag.decisions.decider import decided_fields
+    from adtag.models.tagger import Tagger
+
+    manifest, model, _ = decided_model
+    items = load_manifest(manifest)[:5]
+    rows = decided_fields(Tagger.load(model), items)
+    assert all(r["decided"] and {"tag", "score"} <= set(r["decided"][0]) for r in rows)
+    assert decided_fields(Tagger.load(trained[1]), items) == [{}] * 5
+    res = {"video": "v.mp4", "modalities": ["ocr"], "tags": [], "text": {}, **rows[0]}
+    assert f"decided: {rows[0]['decided'][0]['tag']}" in format_result(res)

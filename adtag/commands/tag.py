@@ -38,9 +38,12 @@ def tag_video(tagger: Tagger, video: Path, top_k: int = 10, language: str | None
 
     timings: dict[str, Any] = {}
     item = extract_video(video, tagger.config.encoders, language=language, timings=timings)
+    from adtag.decisions.decider import decided_fields
+
     return {
         "video": str(video),
         "tags": tagger.explain([item], top_k=top_k)[0],
+        **decided_fields(tagger, [item])[0],  # "decided" and "review" when the model has a decision layer
         "text": dict(item.text),
         "extra": dict(item.extra),
         "modalities": sorted(list(item.text) + list(item.features) + (["extra"] if item.extra else [])),
@@ -56,6 +59,9 @@ def format_result(res: dict[str, Any]) -> str:
         shares = sorted(row["branches"].items(), key=lambda kv: -kv[1]["share"])
         for name, b in shares[:4]:
             lines.append(f"        {name:<24} p={b['probability']:.3f}  share {b['share'] * 100:4.0f}%")
+    for key in ("decided", "review"):
+        if key in res:
+            lines += ["", f"{key}: " + (", ".join(f"{d['tag']} {d['score']:.2f}" for d in res[key]) or "(none)")]
     for key in ("ocr", "asr"):
         text = res["text"].get(key, "").replace("\n", " / ")
         lines.append("")

@@ -268,3 +268,13 @@ class Decider:
             )
         except (KeyError, ValueError, OSError, json.JSONDecodeError) as exc:
             raise AdtagError(f"{model_dir}: the decision layer is unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def decided_fields(tagger: Any, items: list) -> list[dict[str, list[dict[str, float | str]]]]:
+    """Per item ``{"decided": [...], "review": [...]}`` ({tag, score} with calibrated scores), or
+    empty dicts when the tagger's model folder has no decision layer: for ``adtag tag`` and the service."""
+    decider = getattr(tagger, "decider_", None)
+    if decider is None:
+        return [{} for _ in items]
+    rows = decider.explain_rows(tagger.predict_proba(items))
+    return [{k: [{"tag": t, "score": round(s, 4)} for t, s in r[k]] for k in ("decided", "review")} for r in rows]
