@@ -125,3 +125,18 @@ def test_loaded_tagger_carries_its_decisions(decided_model, trained):
     assert decided_fields(Tagger.load(trained[1]), items) == [{}] * 5
     res = {"video": "v.mp4", "modalities": ["ocr"], "tags": [], "text": {}, **rows[0]}
     assert f"decided: {rows[0]['decided'][0]['tag']}" in format_result(res)
+
+
+def test_audit_page_shows_thumbnails_when_videos_are_at_hand(decided_model, tmp_path):
+    from tests.clips import make_clip
+
+    manifest, model, _ = decided_model
+    make_clip(manifest.parent / "clip.mp4", seconds=1.0, width=160, height=120, audio=None)
+    lines = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+    with_video = manifest.parent / "manifest_video.jsonl"
+    with_video.write_text("".join(json.dumps({**d, "video": "clip.mp4"}) + "\n" for d in lines), encoding="utf-8")
+    out = tmp_path / "audit.csv"
+    assert main(["audit", str(model), str(with_video), "--out", str(out), "--top", "3"]) == 0
+    page = out.with_suffix(".html").read_text(encoding="utf-8")
+    assert page.count("data:image/jpeg;base64,") >= 3
+    assert all(r["video"].endswith("clip.mp4") for r in csv.DictReader(out.open(encoding="utf-8")))
