@@ -140,3 +140,20 @@ def test_audit_page_shows_thumbnails_when_videos_are_at_hand(decided_model, tmp_
     page = out.with_suffix(".html").read_text(encoding="utf-8")
     assert page.count("data:image/jpeg;base64,") >= 3
     assert all(r["video"].endswith("clip.mp4") for r in csv.DictReader(out.open(encoding="utf-8")))
+
+
+def test_ablate_with_a_taxonomy_adds_group_tables(manifest, tmp_path, capsys):
+    tax = tmp_path / "tax.csv"
+    tax.write_text(TAXONOMY, encoding="utf-8")
+    out = tmp_path / "abl"
+    argv = ["ablate", str(manifest), "--out", str(out), "--folds", "2", "--inner-folds", "2", "--fusions", "mean"]
+    assert main(argv + ["--taxonomy", str(tax), "--quiet"]) == 0
+    table = (out / "ablation_groups.md").read_text(encoding="utf-8")
+    assert "| row | place | thing | mood |" in table and "fusion:mean" in table
+    res = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
+    assert 0 < res["per_group"]["fusion:mean"]["place"]["gap"] <= 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("beach,place\nbeach,mood\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        main(argv + ["--taxonomy", str(bad)])
+    assert "bad.csv:2: tag 'beach' is in two groups" in capsys.readouterr().err

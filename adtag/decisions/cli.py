@@ -14,7 +14,7 @@ from adtag.decisions.thresholds import parse_goal
 from adtag.errors import AdtagError
 
 
-def _checked(parse):
+def checked_type(parse):
     """An argparse type from a parser that raises AdtagError: bad values exit 2 naming the option."""
 
     def convert(text: str):
@@ -39,7 +39,7 @@ def add_decide_options(p: argparse.ArgumentParser, command: str) -> None:
         g.add_argument(
             "--decide",
             metavar="GOAL",
-            type=_checked(_goal_text),
+            type=checked_type(_goal_text),
             default=None,
             help="also fit calibration and per-tag thresholds on the whole system's out-of-fold scores, for "
             "GOAL: f1, precision=P or recall=R (e.g. precision=0.9); costs K more stacker fits",
@@ -49,7 +49,7 @@ def add_decide_options(p: argparse.ArgumentParser, command: str) -> None:
             "--decide",
             metavar="GOAL",
             nargs="?",
-            type=_checked(_goal_text),
+            type=checked_type(_goal_text),
             const="",
             default=None,
             help="add each item's decided tags and review band (scores are then calibrated); GOAL re-chooses "
@@ -58,7 +58,7 @@ def add_decide_options(p: argparse.ArgumentParser, command: str) -> None:
     g.add_argument("--review-band", type=float, default=None, help="review band half-width (default: 0.1)")
     g.add_argument(
         "--taxonomy",
-        type=_checked(Taxonomy.from_file),
+        type=checked_type(Taxonomy.from_file),
         default=None,
         help="CSV tag,group[,parent] or TAAC label_dimension.csv",
     )

@@ -75,3 +75,30 @@ def extend_evaluation(
             f1 = f"  micro F1 {row['micro_f1']:.4f}  macro F1 {row['macro_f1']:.4f}" if "micro_f1" in row else ""
             lines.append(f"group {g}: {row['n_tags']} tags  GAP@{top_k} {row['gap']:.4f}  hit@1 {row['hit1']:.4f}{f1}")
     return lines
+
+
+def add_group_tables(result: dict, taxonomy: Taxonomy, tags: list[str]) -> str:
+    """``adtag ablate --taxonomy``: GAP@20 and hit@1 per group for every row of the ablation.
+
+    Sets ``result["per_group"]`` ({row: {group: {gap, hit1}}}) and returns a Markdown table.
+    """
+    from adtag.metrics import per_group
+
+    groups, names = taxonomy.group_index(tags)
+    Y = result["truth"]
+    rows = {}
+    for key, scores in result["predictions"].items():
+        pg = per_group(scores, Y, groups, names)
+        rows[key] = {g: {"gap": round(v["gap"], 4), "hit1": round(v["hit1"], 4)} for g, v in pg.items()}
+    result["per_group"] = rows
+    live = [g for g in names if any(g in r for r in rows.values())]
+    lines = [
+        "## GAP@20 / hit@1 per taxonomy group",
+        "",
+        "| row | " + " | ".join(live) + " |",
+        "|---|" + "---|" * len(live),
+    ]
+    for key, r in rows.items():
+        cells = [f"{r[g]['gap']:.4f} / {r[g]['hit1']:.4f}" if g in r else "-" for g in live]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
