@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from adtag.errors import AdtagError
 from adtag.metrics import gap_at_k, hit_at_1, per_tag_ap
 from adtag.models.branch import make_folds
 from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
-from adtag.models.meta_features import MetaFeatures
+from adtag.models.meta_features import MapFn, MetaFeatures
 from adtag.models.parallel import run_parallel
 from adtag.models.tagger import Tagger, TrainConfig
 
@@ -97,10 +98,12 @@ def run_ablation(
     fusions: tuple[str, ...] = tuple(FUSIONS),
     progress: bool = True,
     dataset: str = "",
+    fold_map_fn: MapFn | None = None,
 ) -> dict[str, Any]:
     """Outer folds run side by side in ``config.jobs`` worker processes (each fits its branches
     in-process): the stackers and fusion networks of every row then share the cores too, not
-    only the branches."""
+    only the branches. ``fold_map_fn(fn, jobs)`` replaces those processes (``--engine ray``: one
+    Ray task per outer fold)."""
     t0 = time.time()
     unknown = [f for f in fusions if f not in FUSIONS]
     if unknown:
@@ -113,14 +116,13 @@ def run_ablation(
     preds: dict[str, np.ndarray] = {}
     inner = replace(config, jobs=1)
     jobs = [(items, Y, vocab, inner, tr, te, config.seed + k, tuple(fusions)) for k, (tr, te) in enumerate(outer)]
-    parts = list(
-        tqdm(run_parallel(_outer_fold, jobs, config.jobs), total=len(jobs), desc="outer folds", disable=not progress)
-    )
+    map_fn = fold_map_fn or partial(run_parallel, n_jobs=config.jobs)
+    parts = list(tqdm(map_fn(_outer_fold, jobs), total=len(jobs), desc="outer folds", disable=not progress))
     # 2. growing combinations, ordered by the first fold's out-of-fold single-modality GAP
     mod_gap = parts[0]["mod_gap"]
     order = sorted(mod_gap, key=lambda m: -mod_gap[m])
     combo_jobs = [(p, Y[tr], order, config.seed + k) for k, (p, (tr, _)) in enumerate(zip(parts, outer, strict=True))]
-    combos = list(run_parallel(_combinations, combo_jobs, config.jobs))
+    combos = list(map_fn(_combinations, combo_jobs))
     kinds: dict[str, str] = {}
     for prefix in ("single:", "combo:", "fusion:"):
         for (_, te), part, combo in zip(outer, parts, combos, strict=True):

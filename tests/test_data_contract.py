@@ -66,7 +66,7 @@ def test_bad_arrays_are_named(tmp_path: Path):
     np.save(tmp_path / "nan.npy", np.array([1.0, np.nan], np.float32))
     np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2), np.float32))
     (tmp_path / "junk.npy").write_bytes(b"not an array")
-    for name, msg in [("nan", "NaN"), ("cube", "expected shape"), ("junk", "not a readable"), ("gone", "not found")]:
+    for name, msg in [("nan", "NaN"), ("cube", "expected shape"), ("junk", "not a .npy file"), ("gone", "not found")]:
         path = write_lines(tmp_path / f"{name}.jsonl", [json.dumps({"id": "a", "features": {"v": f"{name}.npy"}})])
         items = read_items(path)
         with pytest.raises(AdtagError) as exc:

@@ -33,28 +33,43 @@ WORDS = ["SALE", "GAME", "FOOD", "CAR"]
 _BUILT: dict[str, tuple[Path, Path]] = {}
 
 
-def build_video_model(root: Path) -> tuple[Path, Path]:
-    """(manifest of extracted features, model_dir), built once per test session."""
-    if "model" in _BUILT:
-        return _BUILT["model"]
-    from adtag.features.extract import extract_to_dir
-    from adtag.features.store import manifest_encoders
+ZH_TAGS = {"sale": "促销/打折", "game": "游戏/手游", "food": "美食/餐饮", "car": "汽车/出行"}
+
+
+def build_video_model(root: Path, chinese: bool = False) -> tuple[Path, Path]:
+    """(manifest of extracted features, model_dir), built once per test session.
+
+    ``chinese``: the same clips and features, trained with Chinese tag names (the page's font test)."""
+    key = "model-zh" if chinese else "model"
+    if key in _BUILT:
+        return _BUILT[key]
     from adtag.models.tagger import Tagger, TrainConfig
 
-    clips = root / "clips"
-    clips.mkdir(parents=True, exist_ok=True)
-    items = []
-    for i in range(8):
-        word = WORDS[i % 4]
-        path = make_clip(clips / f"c{i}.mp4", seconds=1.0, width=160, height=120, fps=4, captions=[(0, 1, word)])
-        items.append(Item(id=f"c{i}", tags=[word.lower()], video=path))
-    manifest, failures = extract_to_dir(items, root / "features", workers=1, threads=1, progress=False)
-    assert manifest is not None and not failures
+    if "features" not in _BUILT:
+        from adtag.features.extract import extract_to_dir
+
+        clips = root / "clips"
+        clips.mkdir(parents=True, exist_ok=True)
+        items = []
+        for i in range(8):
+            word = WORDS[i % 4]
+            path = make_clip(clips / f"c{i}.mp4", seconds=1.0, width=160, height=120, fps=4, captions=[(0, 1, word)])
+            items.append(Item(id=f"c{i}", tags=[word.lower()], video=path))
+        manifest, failures = extract_to_dir(items, root / "features", workers=1, threads=1, progress=False)
+        assert manifest is not None and not failures
+        _BUILT["features"] = (manifest, manifest)
+    manifest = _BUILT["features"][0]
+    from adtag.features.store import manifest_encoders
+
+    items = read_items(manifest)
+    if chinese:
+        for it in items:
+            it.tags = [ZH_TAGS[t] for t in it.tags or []]
     tagger = Tagger(TrainConfig(folds=2, encoders=manifest_encoders(manifest)))
-    tagger.fit(read_items(manifest), progress=False, log=lambda *a, **k: None)
-    tagger.save(root / "model")
-    _BUILT["model"] = (manifest, root / "model")
-    return _BUILT["model"]
+    tagger.fit(items, progress=False, log=lambda *a, **k: None)
+    tagger.save(root / key)
+    _BUILT[key] = (manifest, root / key)
+    return _BUILT[key]
 
 
 def sale_clip(folder: Path) -> Path:
@@ -163,7 +178,10 @@ def as_json(item: Item) -> dict:
 
 # ---------------------------------------------------------------------------------------- behaviour
 def test_health_and_model(client: TestClient, service: TaggingService) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "model_tags": 4, "busy": {"extract": 0, "predict": 0}}
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["model_tags"] == 4 and health["saturated"] == []
+    assert health["busy"] == {"receive": 0, "extract": 0, "predict": 0}
+    assert health["capacity"] == {"receive": 16, "extract": 2, "predict": 65}
     m = client.get("/v1/model").json()
     assert m["tags"] == ["car", "food", "game", "sale"]
     assert m["video_uploads"] is True and set(m["encoders"]) == {"visual", "audio", "asr", "ocr", "text"}
@@ -190,6 +208,20 @@ def test_upload_answers_tags_text_timings_and_thumbnails(uploaded: dict, service
         u.startswith("data:image/jpeg;base64,") for u in uploaded["thumbnails"]
     )
     assert list(service.tmp_dir.iterdir()) == []  # the upload was deleted after use
+
+
+def test_cli_tag_and_the_upload_route_give_one_answer(uploaded: dict, clip: Path, video_model, capsys) -> None:
+    from adtag.cli import main
+
+    capsys.readouterr()
+    assert main(["tag", str(video_model[1]), str(clip), "--top-k", "3", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert [t["tag"] for t in cli["tags"]] == [t["tag"] for t in uploaded["tags"]]
+    assert [t["score"] for t in cli["tags"]] == pytest.approx([t["score"] for t in uploaded["tags"]], abs=1e-5)
+    assert cli["text"] == uploaded["text"] and cli["modalities"] == uploaded["modalities"]
+    assert cli["warnings"] == uploaded["warnings"] and cli["video"] == str(clip)
+    assert main(["tag", str(video_model[1]), str(clip), "--language", "klingon"]) == 2
+    assert "unknown speech language 'klingon'" in capsys.readouterr().err
 
 
 def test_json_modalities_score_like_the_library(client: TestClient, service: TaggingService, video_model) -> None:
@@ -271,7 +303,7 @@ def test_bad_uploads_are_422_with_the_reason(client: TestClient, clip: Path, tmp
     r = client.post("/v1/tag", files={"video": ("../../etc/passwd", good, "video/mp4")})
     assert r.status_code == 200 and r.json()["id"] == "passwd"
     assert list(service.tmp_dir.iterdir()) == []
-    assert client.get("/healthz").json()["busy"] == {"extract": 0, "predict": 0}
+    assert client.get("/healthz").json()["busy"] == {"receive": 0, "extract": 0, "predict": 0}
 
 
 def test_full_pool_answers_503_with_retry_after(client: TestClient, service: TaggingService, clip: Path) -> None:

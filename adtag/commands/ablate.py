@@ -41,6 +41,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="CSV tag,group[,parent] or TAAC label_dimension.csv: adds GAP@20 and hit@1 per group (ablation_groups.md)",
     )
     add_data_options(p)
+    from adtag.engines import add_engine_options
+
+    add_engine_options(p)
     return p
 
 
@@ -62,15 +65,19 @@ def run(args: argparse.Namespace) -> int:
     if args.taxonomy is not None:
         args.taxonomy.check_vocabulary(tags)
     cfg = replace(TrainConfig(), folds=args.inner_folds, seed=args.seed, modalities=args.modalities)
-    result = run_ablation(
-        items,
-        vocab,
-        cfg,
-        outer_folds=args.folds,
-        fusions=args.fusions,
-        progress=not args.quiet,
-        dataset=str(args.manifest),
-    )
+    from adtag.engines import branch_executor
+
+    with branch_executor(args) as fold_map_fn:  # --engine ray: one Ray task per outer fold
+        result = run_ablation(
+            items,
+            vocab,
+            cfg,
+            outer_folds=args.folds,
+            fusions=args.fusions,
+            progress=not args.quiet,
+            dataset=str(args.manifest),
+            fold_map_fn=fold_map_fn,
+        )
     groups_md = ""
     if args.taxonomy is not None:
         from adtag.decisions.evaluation import add_group_tables

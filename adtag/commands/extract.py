@@ -54,9 +54,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="parallel worker processes, each loading the models once (default 1; about 0.6 GiB of memory each)",
+        help="parallel worker processes, each loading the models once (default 1; about 0.6 GiB of memory each); "
+        "with --engine ray, Ray actors (default: one per CPU of the cluster / --threads)",
     )
     p.add_argument(
         "--threads",
@@ -86,6 +87,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="delete FEATURE_DIR first and start again (needed to change encoders of an existing FEATURE_DIR)",
     )
     add_progress(p)
+    from adtag.engines import add_engine_options
+
+    add_engine_options(p)
+    p.add_argument(
+        "--gather",
+        action="store_true",
+        help="with --engine ray: send each video's arrays back to the driver, which writes the store "
+        "(for a few nodes without a shared file system; the videos must still be readable on every node)",
+    )
     p.add_argument("--list-encoders", action="store_true", help="list the registered encoders and exit")
     return p
 
@@ -113,7 +123,12 @@ def run(args: argparse.Namespace) -> int:
         raise AdtagError("give at least one INPUT (a video, a folder of videos, or a manifest)")
     if not args.out:
         raise AdtagError("--out FEATURE_DIR is required")
-    if args.workers < 1 or (args.threads is not None and args.threads < 1):
+    from adtag.engines import check_engine_args
+
+    check_engine_args(args)
+    if args.gather and args.engine != "ray":
+        raise AdtagError("--gather only applies with --engine ray")
+    if (args.workers is not None and args.workers < 1) or (args.threads is not None and args.threads < 1):
         raise AdtagError("--workers and --threads must be at least 1")
 
     from adtag import runtime
@@ -137,18 +152,22 @@ def run(args: argparse.Namespace) -> int:
         if not ((out / "store.json").is_file() or (out / "journal.jsonl").is_file()):
             raise AdtagError(f"{out} is not a FEATURE_DIR (no store.json); not deleting it")
         shutil.rmtree(out)
-    threads = args.threads or default_threads(args.workers)
-    runtime.configure(threads)
-    manifest, failures = extract_to_dir(
-        inputs,
-        out,
-        encoders=encoders,
-        workers=args.workers,
-        threads=threads,
-        language=args.language,
-        retry_failed=args.retry_failed,
-        progress=not args.quiet,
-    )
+    if args.engine == "ray":
+        manifest, failures = _extract_ray(args, inputs, out, encoders)
+    else:
+        workers = args.workers or 1
+        threads = args.threads or default_threads(workers)
+        runtime.configure(threads)
+        manifest, failures = extract_to_dir(
+            inputs,
+            out,
+            encoders=encoders,
+            workers=workers,
+            threads=threads,
+            language=args.language,
+            retry_failed=args.retry_failed,
+            progress=not args.quiet,
+        )
     ok = len(inputs) - len(failures)
     if failures:
         print(f"{len(failures)} of {len(inputs)} videos failed:", file=sys.stderr)
@@ -159,6 +178,26 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"no video could be extracted; nothing written to {out / 'manifest.jsonl'}", file=sys.stderr)
     return EXIT_SOME_FAILED if failures else 0
+
+
+def _extract_ray(args: argparse.Namespace, inputs: list, out: Path, encoders: dict):
+    from adtag import runtime
+    from adtag.engines.ray_cluster import ray_session
+    from adtag.engines.ray_extract import extract_to_dir_ray
+
+    runtime.configure(1)
+    with ray_session(args.address):
+        return extract_to_dir_ray(
+            inputs,
+            out,
+            encoders=encoders,
+            workers=args.workers,
+            threads=args.threads or 1,
+            language=args.language,
+            retry_failed=args.retry_failed,
+            progress=not args.quiet,
+            gather=args.gather,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,8 +31,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="predictions JSON to write")
     p.add_argument("--top-k", type=int, default=20, help="tags kept per item (default: 20)")
     p.add_argument("--language", default=None, help="force the ASR language for raw videos, e.g. zh")
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="with --engine ray: actors (default: 1 per CPU)"
+    )
     add_threads(p)
     add_decide_options(p, "predict")
+    from adtag.engines import add_engine_options
+
+    add_engine_options(p)
     return p
 
 
@@ -43,28 +49,60 @@ def items_from_input(path: Path, tagger: Tagger, language: str | None = None) ->
 
     if path.suffix in (".jsonl", ".json") or is_taac_source(path):
         return load_manifest(path), []
-    from adtag.features.extract import extract_video
+    from adtag.features.extract import get_extractor
     from adtag.features.inputs import discover_inputs
+    from adtag.tagging import check_language, read_video
 
+    language = check_language(language)
+    extractor = get_extractor(tagger.config.encoders)
     items, failures = [], []
     videos = discover_inputs([path])
     print(f"extracting {len(videos)} video(s) with the model's encoders (they take ~15 s to load)", file=sys.stderr)
     for it in videos:
         try:
-            items.append(extract_video(it.video, tagger.config.encoders, language=language, item_id=it.id))
+            items.append(read_video(it.video, extractor, language=language, item_id=it.id).item)
         except AdtagError as exc:
             failures.append(failure_line(it.video, exc))
     return items, failures
 
 
+def _predict_ray(args: argparse.Namespace, tagger: Tagger) -> int:
+    """Score on a Ray cluster: actors holding the Tagger, the same TAAC JSON in input order."""
+    from adtag.data.manifest import load_manifest
+    from adtag.data.predictions import write_predictions
+    from adtag.data.taac import is_taac_source
+    from adtag.engines.ray_cluster import ray_session
+    from adtag.engines.ray_predict import predict_ray
+    from adtag.features.inputs import discover_inputs
+
+    raw = not (args.input.suffix in (".jsonl", ".json") or is_taac_source(args.input))
+    items = None if raw else load_manifest(args.input)
+    videos = discover_inputs([args.input]) if raw else None
+    with ray_session(args.address):
+        ids, scores, failures = predict_ray(
+            args.model_dir, items, videos, args.language, args.workers, args.threads or 1, progress=True
+        )
+    if scores is None:
+        raise AdtagError(f"{args.input}: nothing to score" + (f" ({len(failures)} failed)" if failures else ""))
+    write_predictions(args.out, ids, scores, tagger.vocab_.tags, args.top_k)
+    print(f"wrote {len(ids)} predictions to {args.out}")
+    for f in failures:
+        print(f"failed: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def run(args: argparse.Namespace) -> int:
     setup(args)
     from adtag.data.predictions import write_predictions
+    from adtag.engines import check_engine_args
     from adtag.models.tagger import Tagger
 
+    check_engine_args(args)
     check_model_dir(args.model_dir, "predict", "INPUT")
     print(f"loading the model from {args.model_dir}", file=sys.stderr)
-    tagger = Tagger.load(args.model_dir)
+    tagger = Tagger.load(args.model_dir)  # a damaged model folder fails here, before any cluster work
+    if args.engine == "ray":
+        return _predict_ray(args, tagger)
     items, failures = items_from_input(args.input, tagger, args.language)
     if not items:
         if failures:

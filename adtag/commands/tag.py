@@ -6,12 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from adtag.commands._common import add_threads, check_model_dir, setup
-
-if TYPE_CHECKING:  # the model layer loads torch: imported when the command runs, not for --help
-    from adtag.models.tagger import Tagger
+from adtag.errors import AdtagError
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -31,24 +29,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--language", default=None, help="force the ASR language, e.g. zh")
     add_threads(p)
     return p
-
-
-def tag_video(tagger: Tagger, video: Path, top_k: int = 10, language: str | None = None) -> dict[str, Any]:
-    from adtag.features.extract import extract_video
-
-    timings: dict[str, Any] = {}
-    item = extract_video(video, tagger.config.encoders, language=language, timings=timings)
-    from adtag.decisions.decider import decided_fields
-
-    return {
-        "video": str(video),
-        "tags": tagger.explain([item], top_k=top_k)[0],
-        **decided_fields(tagger, [item])[0],  # "decided" and "review" when the model has a decision layer
-        "text": dict(item.text),
-        "extra": dict(item.extra),
-        "modalities": sorted(list(item.text) + list(item.features) + (["extra"] if item.extra else [])),
-        "timings": {k: v for k, v in timings.items() if isinstance(v, int | float)},
-    }
 
 
 def format_result(res: dict[str, Any]) -> str:
@@ -75,8 +55,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"tagging {args.video}: loading the model and its encoders (~15 s), then extracting", file=sys.stderr)
     setup(args)
     from adtag.models.tagger import Tagger
+    from adtag.tagging import check_language, tag_video
 
+    language = check_language(args.language)  # before the model loads: a typo fails at once
+    if not args.video.is_file():
+        raise AdtagError(f"{args.video}: video not found")
     tagger = Tagger.load(args.model_dir)
-    res = tag_video(tagger, args.video, args.top_k, args.language)
+    res = tag_video(tagger, args.video, args.top_k, language).to_json()
     print(json.dumps(res, ensure_ascii=False, indent=2) if args.json else format_result(res))
     return 0

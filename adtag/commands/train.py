@@ -36,6 +36,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--no-joint", action="store_true", help="leave out the early-fusion branch over all modalities")
     add_data_options(p)
     add_decide_options(p, "train")
+    from adtag.engines import add_engine_options
+
+    add_engine_options(p)
     return p
 
 
@@ -54,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
         encoders=manifest_encoders(args.manifest) if args.manifest.is_file() else None,
     )
     print(f"training on {len(items)} items from {args.manifest} (fusion={cfg.fusion}, folds={cfg.folds})")
-    tagger = Tagger(cfg).fit(items, vocab, cache_dir=args.out if args.out.is_dir() else None, progress=not args.quiet)
+    from adtag.engines import branch_executor
+
+    with branch_executor(args) as map_fn:  # --engine ray: one Ray task per branch
+        cache = args.out if args.out.is_dir() else None
+        tagger = Tagger(cfg).fit(items, vocab, cache_dir=cache, progress=not args.quiet, map_fn=map_fn)
     tagger.save(args.out)
     fit_for_training(args, tagger, items, args.out)
     print(f"saved {args.out} ({tagger.metrics_['train_seconds']} s)")

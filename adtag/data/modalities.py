@@ -6,12 +6,14 @@ arrays) and ``extra`` (the one tabular modality built from every item's ``extra`
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from adtag.data.limits import cap_text, check_shape
 from adtag.data.manifest import Item
 from adtag.errors import AdtagError
 
@@ -33,14 +35,47 @@ class ModalitySpec:
         return cls(**obj)
 
 
+def read_npy_header(path: Path, where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a .npy header, checked against the size caps before any data is read."""
+    from numpy.lib import format as npy
+
+    try:
+        with open(path, "rb") as fh:
+            try:
+                version = npy.read_magic(fh)
+            except ValueError:
+                raise AdtagError(f"{where}: not a .npy file (no NumPy header)") from None
+            try:
+                read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                shape, _, dtype = read(fh)
+            except (ValueError, SyntaxError) as exc:
+                raise AdtagError(f"{where}: not a .npy file (bad header: {exc})") from None
+            start = fh.tell()
+    except OSError as exc:
+        raise AdtagError(f"{where}: cannot read ({exc.strerror})") from None
+    if dtype.hasobject:
+        raise AdtagError(f"{where}: contains pickled (object) data, which adtag never loads")
+    if dtype.kind not in "fiu":
+        raise AdtagError(f"{where}: expected a numeric array, got dtype {dtype}")
+    if len(shape) not in (1, 2) or 0 in shape:
+        raise AdtagError(f"{where}: expected shape (D,) or (T, D), got {shape}")
+    check_shape(shape, where)
+    size = path.stat().st_size
+    if size < start + math.prod(shape) * dtype.itemsize:
+        raise AdtagError(f"{where}: truncated ({size} bytes for an array of shape {shape})")
+    return shape, dtype
+
+
 def load_array(value: Path | np.ndarray, item_id: str, name: str) -> np.ndarray:
-    """Load and check one feature array: 1-D or 2-D, finite, non-empty."""
+    """Load and check one feature array: 1-D or 2-D, finite, non-empty, within the size caps."""
     if isinstance(value, np.ndarray):
         arr, where = value, f"item {item_id!r} features.{name}"
+        check_shape(arr.shape, where)
     else:
         where = f"{value} (item {item_id!r}, features.{name})"
         if not Path(value).is_file():
             raise AdtagError(f"{where}: file not found")
+        read_npy_header(Path(value), where)
         try:
             arr = np.load(value, allow_pickle=False)
         except Exception as exc:  # numpy raises several types for a corrupt file
@@ -58,10 +93,10 @@ def array_shape(value: Path | np.ndarray, item_id: str, name: str) -> tuple[int,
     """Shape of a feature array, reading only the .npy header (full checks come at load time)."""
     if isinstance(value, np.ndarray):
         return value.shape
-    try:
-        return np.load(value, mmap_mode="r", allow_pickle=False).shape
-    except Exception:
-        return load_array(value, item_id, name).shape  # raises the precise error
+    where = f"{value} (item {item_id!r}, features.{name})"
+    if not Path(value).is_file():
+        raise AdtagError(f"{where}: file not found")
+    return read_npy_header(Path(value), where)[0]
 
 
 def infer_modalities(items: list[Item], wanted: list[str] | None = None) -> list[ModalitySpec]:
@@ -111,7 +146,7 @@ def raw_values(items: list[Item], spec: ModalitySpec) -> tuple[list[Any], np.nda
         for i, it in enumerate(items):
             t = it.text.get(spec.name, "")
             mask[i] = bool(t.strip())
-            vals.append(t)
+            vals.append(cap_text(t))
         return vals, mask
     if spec.kind == "extra":
         mat = np.full((n, len(spec.columns)), np.nan, dtype=np.float32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_TOP_K = 100
@@ -42,11 +44,17 @@ class TagScore(BaseModel):
 
 
 class TagResponse(BaseModel):
-    id: str
+    id: str = Field(description="the item's id, control characters removed")
     tags: list[TagScore]
-    text: dict[str, str] = Field(description="text modalities used: for an upload, the OCR/ASR text read")
+    text: dict[str, str] = Field(
+        description="text modalities used: for an upload, the OCR/ASR text read; each cut to 2,000 characters"
+    )
+    extra: dict[str, float] = Field(default_factory=dict, description="tabular extras (duration, size, ...)")
+    modalities: list[str] = Field(default_factory=list, description="the modalities the item carried")
     timings: dict[str, float] = Field(description="seconds per stage (upload, queue, extraction stages, predict)")
-    warnings: list[str] = Field(default_factory=list, description="modalities that could not be read")
+    warnings: list[str] = Field(
+        default_factory=list, description="modalities that could not be read, texts cut to the per-modality cap"
+    )
     thumbnails: list[str] = Field(default_factory=list, description="JPEG data URIs, when asked for")
 
 
@@ -66,9 +74,12 @@ class ModelInfo(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description='"ok", or "saturated" when a pool is full or a prediction overruns')
     model_tags: int
-    busy: dict[str, int]
+    busy: dict[str, int] = Field(description="requests holding a slot, per pool (running + queued)")
+    capacity: dict[str, int] = Field(description="slots per pool; beyond them, 503")
+    running_s: dict[str, float] = Field(description="seconds the oldest running task of each pool has run")
+    saturated: list[str] = Field(description="the pools that are full or overrunning")
 
 
 class ErrorBody(BaseModel):
@@ -83,3 +94,12 @@ class UploadForm(BaseModel):
     top_k: int = Field(10, ge=1, le=MAX_TOP_K)
     language: str | None = Field(None, description="force the ASR language, e.g. zh")
     thumbnails: bool = Field(False, description="return a strip of JPEG thumbnails")
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error codes, each with the ErrorBody shape."""
+    return {c: {"model": ErrorBody} for c in codes}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}

@@ -14,12 +14,41 @@ function setStatus(text, isError) {
   $("status").className = isError ? "error" : "";
 }
 
+// Chinese (tags, OCR, ASR) is drawn with a subset of the server's CJK font, fetched for the
+// characters on the page: a machine without a CJK system font would show empty boxes otherwise.
+const CJK_RANGE = "U+2E80-9FFF, U+F900-FAFF, U+FE30-FE4F, U+FF00-FFEF";
+const covered = new Set();
+let cjkFace = null;
+
+async function ensureFont(text) {
+  const fresh = [...text].filter((c) => c.codePointAt(0) >= 0x2e80 && !covered.has(c));
+  if (!fresh.length) return;
+  fresh.forEach((c) => covered.add(c));
+  try {
+    const r = await fetch("/v1/font", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...authHeaders() },
+      body: JSON.stringify({ text: [...covered].join("") }),
+    });
+    if (!r.ok) { fresh.forEach((c) => covered.delete(c)); return; }
+    const face = new FontFace("adtag-cjk", await r.arrayBuffer(), { unicodeRange: CJK_RANGE });
+    await face.load();
+    document.fonts.add(face);
+    if (cjkFace) document.fonts.delete(cjkFace);
+    cjkFace = face;
+    document.body.dataset.cjkChars = String(covered.size);
+  } catch (e) {
+    fresh.forEach((c) => covered.delete(c));
+  }
+}
+
 async function loadModel() {
   try {
     const r = await fetch("/v1/model", { headers: authHeaders() });
     if (!r.ok) { $("model").textContent = r.status === 401 ? "enter the token to see the model" : "model: HTTP " + r.status; return; }
     const m = await r.json();
     $("model").textContent = m.tags.length + " tags · " + (m.video_uploads ? "video uploads on" : "JSON modalities only");
+    ensureFont(m.tags.join(""));
   } catch (e) {
     $("model").textContent = "server unreachable";
   }
@@ -60,6 +89,7 @@ function show(answer) {
   text.replaceChildren(...(entries.length ? entries.flatMap(([k, v]) => [el("dt", "", k), el("dd", "", v)]) : [el("dd", "", "(no text read)")]));
   $("timings").textContent = Object.entries(answer.timings).map(([k, v]) => k + " " + v.toFixed(2) + " s").join(" · ");
   $("result").hidden = false;
+  ensureFont(answer.tags.map((t) => t.tag).join("") + Object.values(answer.text).join("") + answer.id);
 }
 
 async function submit(event) {

@@ -1,0 +1,1 @@
+"""The service's routes, one router per concern: tagging, model facts and health, the pages."""

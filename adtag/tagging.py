@@ -1,0 +1,196 @@
+"""The one use case "tag this video": read a video's modalities, then ask the model for its tags.
+
+``adtag tag``, ``adtag predict`` on raw videos and the service's upload route all go through
+here, so they check the language the same way, keep the same warnings and answer the same
+fields. Two steps, because the service runs them on different pools:
+
+    read = read_video(video, extractor, language=..., item_id=...)   # decode + encoders
+    result = tag_item(tagger, read, top_k=10)                          # branches + fusion
+    result.to_json()
+
+``tag_video`` chains both for a single call. New fields of the answer (decided tags, scores)
+go on ``TagResult``; ``to_json`` carries them to every caller.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from adtag.data.limits import cap_text
+from adtag.data.manifest import Item
+from adtag.errors import AdtagError
+
+if TYPE_CHECKING:
+    from adtag.features.pipeline import Extractor
+    from adtag.models.tagger import Tagger
+
+MAX_ID_CHARS = 200
+
+
+@dataclass
+class BranchShare:
+    probability: float  # this branch's own probability for the tag
+    share: float  # its share of the stacker's decision (shares of a tag sum to 1)
+
+
+@dataclass
+class TagScore:
+    tag: str
+    score: float
+    branches: dict[str, BranchShare] = field(default_factory=dict)  # empty for the neural fusions
+
+
+@dataclass
+class VideoRead:
+    """A video's modalities as the encoders read them, with what it cost and what went wrong."""
+
+    item: Item
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    warnings: list[str] = field(default_factory=list)  # modalities that could not be read
+    thumbnails: list[str] = field(default_factory=list)  # JPEG data URIs, when asked for
+
+
+@dataclass
+class TagResult:
+    """The answer for one item: its top tags and the evidence behind them."""
+
+    id: str
+    tags: list[TagScore]
+    text: dict[str, str] = field(default_factory=dict)  # the text modalities used (OCR/ASR read)
+    extra: dict[str, float] = field(default_factory=dict)
+    modalities: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    thumbnails: list[str] = field(default_factory=list)
+    video: str | None = None
+
+    def to_json(self, text_limit: int | None = None) -> dict[str, Any]:
+        """A JSON-ready dict; ``text_limit`` shortens each echoed text (the service's answers)."""
+        out = asdict(self)
+        if text_limit is not None:
+            out["text"] = {k: echo_text(v, text_limit) for k, v in self.text.items()}
+        out["timings"] = {k: round(v, 6) for k, v in self.timings.items()}
+        return out
+
+
+def clean_id(raw: str, fallback: str = "item") -> str:
+    """An item id safe to echo: control and format characters (NUL, newlines, bidi marks) removed."""
+    kept = "".join(c for c in raw if unicodedata.category(c) not in ("Cc", "Cf", "Cs")).strip()
+    return kept[:MAX_ID_CHARS] or fallback
+
+
+def echo_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f" […{len(text) - limit} more characters]"
+
+
+def check_language(language: str | None) -> str | None:
+    """``language`` stripped and known to Whisper, or None; AdtagError naming the known codes."""
+    if not language or not language.strip():
+        return None
+    from adtag.encoders.asr import check_language as known
+
+    return known(language.strip())
+
+
+def read_video(
+    video: Path,
+    extractor: Extractor,
+    *,
+    language: str | None = None,
+    item_id: str | None = None,
+    thumbnails: bool = False,
+) -> VideoRead:
+    """Extract every modality of ``video`` with ``extractor``; MediaError when nothing is readable."""
+    item, stages = extractor.extract(Path(video), item_id=item_id, language=check_language(language))
+    item.text = {k: cap_text(v) for k, v in item.text.items()}
+    read = VideoRead(
+        item=item,
+        timings={k: float(v) for k, v in stages.items() if isinstance(v, float)},
+        warnings=[str(w) for w in stages.get("warnings", [])],
+    )
+    if thumbnails:
+        t0 = time.perf_counter()
+        read.thumbnails = thumbnail_uris(Path(video))
+        read.timings["thumbnails"] = time.perf_counter() - t0
+    return read
+
+
+def explain_items(tagger: Tagger, items: list[Item], top_k: int | list[int]) -> list[list[TagScore]]:
+    """Top tags per item with the branches that carried each; ``top_k`` per item or for all."""
+    ks = top_k if isinstance(top_k, list) else [top_k] * len(items)
+    rows = tagger.explain(items, top_k=max(ks))
+    return [
+        [
+            TagScore(
+                r["tag"], r["score"], {n: BranchShare(b["probability"], b["share"]) for n, b in r["branches"].items()}
+            )
+            for r in per_item[:k]
+        ]
+        for per_item, k in zip(rows, ks, strict=True)
+    ]
+
+
+def modalities_of(item: Item) -> list[str]:
+    return sorted(list(item.text) + list(item.features) + (["extra"] if item.extra else []))
+
+
+def tag_item(tagger: Tagger, read: VideoRead, top_k: int = 10) -> TagResult:
+    """The model's answer for an item that ``read_video`` produced."""
+    t0 = time.perf_counter()
+    (tags,) = explain_items(tagger, [read.item], top_k)
+    item = read.item
+    return TagResult(
+        id=item.id,
+        tags=tags,
+        text=dict(item.text),
+        extra=dict(item.extra),
+        modalities=modalities_of(item),
+        timings={**read.timings, "predict": time.perf_counter() - t0},
+        warnings=list(read.warnings),
+        thumbnails=list(read.thumbnails),
+        video=str(item.video) if item.video is not None else None,
+    )
+
+
+def tag_video(
+    tagger: Tagger,
+    video: Path,
+    top_k: int = 10,
+    language: str | None = None,
+    extractor: Extractor | None = None,
+    thumbnails: bool = False,
+) -> TagResult:
+    """Tag one video file with the encoders recorded in ``tagger`` (loaded once per process)."""
+    if not tagger.config.encoders:
+        raise AdtagError("this model was trained without extraction encoders; it cannot read a video")
+    if extractor is None:
+        from adtag.features.extract import get_extractor
+
+        extractor = get_extractor(tagger.config.encoders)
+    t0 = time.perf_counter()
+    result = tag_item(tagger, read_video(video, extractor, language=language, thumbnails=thumbnails), top_k)
+    result.timings["total"] = time.perf_counter() - t0
+    return result
+
+
+def thumbnail_uris(path: Path, n: int = 6, height: int = 72) -> list[str]:
+    """A strip of ``n`` JPEG frames as data URIs."""
+    from PIL import Image
+
+    from adtag.report.thumbnails import thumbnail_strip
+
+    uris = []
+    for frame in thumbnail_strip(path, n=n, height=height):
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, format="JPEG", quality=80)
+        uris.append("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
+    return uris
