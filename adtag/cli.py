@@ -10,7 +10,7 @@ from adtag import __version__
 from adtag.errors import AdtagError
 
 # Each command lives in adtag/commands/<name>.py with ``add_parser(subparsers)`` and ``run(args)``.
-COMMANDS = ["demo", "train", "predict", "evaluate", "ablate", "extract", "tag", "serve"]
+COMMANDS = ["demo", "train", "predict", "evaluate", "ablate", "extract", "tag", "serve", "audit"]
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

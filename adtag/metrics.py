@@ -91,3 +91,80 @@ def summary(scores: np.ndarray, truth: np.ndarray, top_k: int = 20) -> dict[str,
         "hit1": hit_at_1(scores, truth),
         "map": mean_ap(scores, truth),
     }
+
+
+# ---------------------------------------------------------------- decisions and calibration
+def decision_scores(decided: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Micro and macro precision, recall and F1 of decided tags (n, L) against truth (n, L).
+
+    Macro averages over the tags that have a positive in ``truth`` or were decided at least once
+    (a tag absent from both says nothing); a tag never decided scores precision 0.
+    """
+    d = np.asarray(decided) > 0
+    t = np.asarray(truth) > 0
+    tp = (d & t).sum(0).astype(np.float64)
+    nd, nt = d.sum(0).astype(np.float64), t.sum(0).astype(np.float64)
+    micro_p = tp.sum() / nd.sum() if nd.sum() else 0.0
+    micro_r = tp.sum() / nt.sum() if nt.sum() else 0.0
+    live = (nd + nt) > 0
+    p = np.divide(tp, nd, out=np.zeros_like(tp), where=nd > 0)
+    r = np.divide(tp, nt, out=np.zeros_like(tp), where=nt > 0)
+    f = np.divide(2 * tp, nd + nt, out=np.zeros_like(tp), where=(nd + nt) > 0)
+    return {
+        "micro_precision": float(micro_p),
+        "micro_recall": float(micro_r),
+        "micro_f1": float(2 * tp.sum() / (nd.sum() + nt.sum())) if (nd.sum() + nt.sum()) else 0.0,
+        "macro_precision": float(p[live].mean()) if live.any() else 0.0,
+        "macro_recall": float(r[live].mean()) if live.any() else 0.0,
+        "macro_f1": float(f[live].mean()) if live.any() else 0.0,
+        "tags_per_item": float(d.sum(1).mean()) if d.shape[0] else 0.0,
+    }
+
+
+def reliability(scores: np.ndarray, truth: np.ndarray, bins: int = 15) -> dict[str, np.ndarray]:
+    """Equal-width bins over all (item, tag) pairs: count, mean score and share true per bin."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    t = (np.asarray(truth) > 0).ravel().astype(np.float64)
+    idx = np.minimum((s * bins).astype(np.int64), bins - 1).clip(0)
+    count = np.bincount(idx, minlength=bins).astype(np.float64)
+    conf = np.bincount(idx, weights=s, minlength=bins)
+    acc = np.bincount(idx, weights=t, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"count": count, "confidence": conf / count, "accuracy": acc / count}
+
+
+def expected_calibration_error(scores: np.ndarray, truth: np.ndarray, bins: int = 15) -> float:
+    """ECE over all (item, tag) pairs: sum over bins of |share true - mean score| x bin share."""
+    r = reliability(scores, truth, bins)
+    n = r["count"].sum()
+    if not n:
+        return 0.0
+    live = r["count"] > 0
+    return float(np.sum(r["count"][live] * np.abs(r["accuracy"][live] - r["confidence"][live])) / n)
+
+
+def per_group(
+    scores: np.ndarray,
+    truth: np.ndarray,
+    groups: np.ndarray,
+    names: Sequence[str],
+    decided: np.ndarray | None = None,
+    top_k: int = 20,
+) -> dict[str, dict[str, float]]:
+    """GAP@k, hit@1 (over items with a true tag in the group) and, given decisions, F1 per group."""
+    scores, truth = np.asarray(scores), np.asarray(truth) > 0
+    out = {}
+    for g, name in enumerate(names):
+        cols = np.flatnonzero(np.asarray(groups) == g)
+        if not cols.size:
+            continue
+        row = {
+            "n_tags": int(cols.size),
+            "gap": gap_at_k(scores[:, cols], truth[:, cols], top_k),
+            "hit1": hit_at_1(scores[:, cols], truth[:, cols]),
+        }
+        if decided is not None:
+            ds = decision_scores(np.asarray(decided)[:, cols], truth[:, cols])
+            row.update(micro_f1=ds["micro_f1"], macro_f1=ds["macro_f1"])
+        out[name] = row
+    return out

@@ -69,6 +69,9 @@ class TagResult:
     warnings: list[str] = field(default_factory=list)
     thumbnails: list[str] = field(default_factory=list)
     video: str | None = None
+    # With a decision layer (adtag train --decide): decided tags and the review band, {tag, score}.
+    decided: list[dict[str, Any]] | None = None
+    review: list[dict[str, Any]] | None = None
 
     def to_json(self, text_limit: int | None = None) -> dict[str, Any]:
         """A JSON-ready dict; ``text_limit`` shortens each echoed text (the service's answers)."""
@@ -146,6 +149,8 @@ def modalities_of(item: Item) -> list[str]:
 def tag_item(tagger: Tagger, read: VideoRead, top_k: int = 10) -> TagResult:
     """The model's answer for an item that ``read_video`` produced."""
     t0 = time.perf_counter()
+    from adtag.decisions.decider import decided_fields
+
     (tags,) = explain_items(tagger, [read.item], top_k)
     item = read.item
     return TagResult(
@@ -158,6 +163,7 @@ def tag_item(tagger: Tagger, read: VideoRead, top_k: int = 10) -> TagResult:
         warnings=list(read.warnings),
         thumbnails=list(read.thumbnails),
         video=str(item.video) if item.video is not None else None,
+        **decided_fields(tagger, [item])[0],
     )
 
 

@@ -7,6 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from adtag.commands._common import add_data_options, load_training_data, setup
+from adtag.data.taxonomy import Taxonomy
+from adtag.decisions.cli import checked_type
 from adtag.models.fusions import FUSIONS  # the registry alone: numpy, no torch or scikit-learn
 
 
@@ -32,6 +34,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         default=tuple(FUSIONS),
         help=f"fusion rows to run (default: {','.join(FUSIONS)})",
     )
+    p.add_argument(
+        "--taxonomy",
+        type=checked_type(Taxonomy.from_file),
+        default=None,
+        help="CSV tag,group[,parent] or TAAC label_dimension.csv: adds GAP@20 and hit@1 per group (ablation_groups.md)",
+    )
     add_data_options(p)
     from adtag.engines import add_engine_options
 
@@ -53,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         raise AdtagError(
             f"{args.manifest}: ablation needs tags on every item; {len(missing)} lack them, e.g. {missing[:3]}"
         )
+    tags = vocab.tags if vocab else sorted({t for it in items for t in it.tags})  # run_ablation's order
+    if args.taxonomy is not None:
+        args.taxonomy.check_vocabulary(tags)
     cfg = replace(TrainConfig(), folds=args.inner_folds, seed=args.seed, modalities=args.modalities)
     from adtag.engines import branch_executor
 
@@ -67,7 +78,14 @@ def run(args: argparse.Namespace) -> int:
             dataset=str(args.manifest),
             fold_map_fn=fold_map_fn,
         )
+    groups_md = ""
+    if args.taxonomy is not None:
+        from adtag.decisions.evaluation import add_group_tables
+        from adtag.io import write_text
+
+        groups_md = add_group_tables(result, args.taxonomy, tags)
+        write_text(args.out / "ablation_groups.md", groups_md)
     paths = write_ablation(result, args.out)
-    print(to_markdown(result))
+    print(to_markdown(result) + groups_md)
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -1,4 +1,4 @@
-"""adtag evaluate: GAP@k (official), hit@1, mAP and per-tag AP of a predictions file."""
+"""adtag evaluate: GAP@k (official), hit@1, mAP, per-tag AP; decided tags' P/R/F1; per group."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("truth", type=Path, help="manifest.jsonl, TAAC ground-truth JSON or tagging_info.txt")
     p.add_argument("--top-k", type=int, default=20, help="k of GAP@k (default: 20)")
     p.add_argument("--json", action="store_true", help="print all metrics, per-tag AP included, as JSON")
+    p.add_argument(
+        "--taxonomy",
+        type=Path,
+        default=None,
+        help="CSV tag,group[,parent] or TAAC label_dimension.csv: adds GAP, hit@1 and F1 per group",
+    )
     return p
 
 
@@ -64,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
     if not any(truth.values()):
         raise AdtagError(f"{args.truth}: no item with tags")
     res = evaluate(preds, truth, args.top_k)
+    from adtag.decisions.evaluation import extend_evaluation
+
+    extra = extend_evaluation(res, args.predictions, args.taxonomy, preds, truth, args.top_k)
     if args.json:
         print(json.dumps(res, ensure_ascii=False, indent=2))
     else:
@@ -75,4 +84,6 @@ def run(args: argparse.Namespace) -> int:
             "from the ranked lists in the file)"
         )
         print(f"items   {res['n_predicted']} predicted of {res['n_items']} in truth")
+        for line in extra:
+            print(line)
     return 0

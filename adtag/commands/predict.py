@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adtag.commands._common import add_scores_option, add_threads, attach_scores, check_model_dir, failure_line, setup
+from adtag.decisions.cli import add_decide_options, write_decided  # numpy only
 from adtag.errors import AdtagError
 
 if TYPE_CHECKING:  # the model layer loads torch: imported when the command runs, not for --help
@@ -35,6 +36,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--workers", type=int, default=None, metavar="N", help="with --engine ray: actors (default: 1 per CPU)"
     )
     add_threads(p)
+    add_decide_options(p, "predict")
     from adtag.engines import add_engine_options
 
     add_engine_options(p)
@@ -76,6 +78,10 @@ def _predict_ray(args: argparse.Namespace, tagger: Tagger) -> int:
 
     raw = not (args.input.suffix in (".jsonl", ".json") or is_taac_source(args.input))
     items = None if raw else load_manifest(args.input)
+    if items is not None:
+        attach_scores(items, args, tagger.vocab_.tags)
+    elif getattr(args, "scores", None):
+        raise AdtagError("--scores with --engine ray needs a manifest or TAAC input (videos are extracted on the actors)")
     videos = discover_inputs([args.input]) if raw else None
     with ray_session(args.address):
         ids, scores, failures = predict_ray(
@@ -83,7 +89,10 @@ def _predict_ray(args: argparse.Namespace, tagger: Tagger) -> int:
         )
     if scores is None:
         raise AdtagError(f"{args.input}: nothing to score" + (f" ({len(failures)} failed)" if failures else ""))
-    write_predictions(args.out, ids, scores, tagger.vocab_.tags, args.top_k)
+    if args.decide is not None:
+        write_decided(args, args.model_dir, tagger.vocab_.tags, ids, scores)
+    else:
+        write_predictions(args.out, ids, scores, tagger.vocab_.tags, args.top_k)
     print(f"wrote {len(ids)} predictions to {args.out}")
     for f in failures:
         print(f"failed: {f}", file=sys.stderr)
@@ -109,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
         raise AdtagError(f"{args.input}: nothing to score (no item found)")
     attach_scores(items, args, tagger.vocab_.tags)
     scores = tagger.predict_proba(items)
-    write_predictions(args.out, [it.id for it in items], scores, tagger.vocab_.tags, args.top_k)
+    if args.decide is not None:
+        write_decided(args, args.model_dir, tagger.vocab_.tags, [it.id for it in items], scores)
+    else:
+        write_predictions(args.out, [it.id for it in items], scores, tagger.vocab_.tags, args.top_k)
     print(f"wrote {len(items)} predictions to {args.out}")
     for f in failures:
         print(f"failed: {f}", file=sys.stderr)

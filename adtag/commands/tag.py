@@ -39,6 +39,9 @@ def format_result(res: dict[str, Any]) -> str:
         shares = sorted(row["branches"].items(), key=lambda kv: -kv[1]["share"])
         for name, b in shares[:4]:
             lines.append(f"        {name:<24} p={b['probability']:.3f}  share {b['share'] * 100:4.0f}%")
+    for key in ("decided", "review"):
+        if res.get(key) is not None:
+            lines += ["", f"{key}: " + (", ".join(f"{d['tag']} {d['score']:.2f}" for d in res[key]) or "(none)")]
     for key in ("ocr", "asr"):
         text = res["text"].get(key, "").replace("\n", " / ")
         lines.append("")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from adtag.commands._common import add_data_options, load_training_data, setup
+from adtag.decisions.cli import add_decide_options, fit_for_training  # numpy only
 from adtag.models.fusions import FUSIONS  # the registry alone: numpy, no torch or scikit-learn
 
 # The rest of the model layer is imported by run(): torch and scikit-learn take seconds to load,
@@ -34,6 +35,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5, help="K for the out-of-fold meta-features (default: 5)")
     p.add_argument("--no-joint", action="store_true", help="leave out the early-fusion branch over all modalities")
     add_data_options(p)
+    add_decide_options(p, "train")
     from adtag.engines import add_engine_options
 
     add_engine_options(p)
@@ -61,5 +63,6 @@ def run(args: argparse.Namespace) -> int:
         cache = args.out if args.out.is_dir() else None
         tagger = Tagger(cfg).fit(items, vocab, cache_dir=cache, progress=not args.quiet, map_fn=map_fn)
     tagger.save(args.out)
+    fit_for_training(args, tagger, items, args.out)
     print(f"saved {args.out} ({tagger.metrics_['train_seconds']} s)")
     return 0

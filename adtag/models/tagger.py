@@ -288,6 +288,8 @@ class Tagger:
             components.update({f"branch/{name}/fold{k}": m for k, m in enumerate(models)})
         components["fusion"] = self.fusion_
         persist.save_model(Path(model_dir), self.describe(), components, self.meta_features_)
+        if getattr(self, "decider_", None) is not None:  # the decision layer (adtag train --decide)
+            self.decider_.save(Path(model_dir))
 
     @classmethod
     def load(cls, model_dir: Path) -> Tagger:
@@ -305,6 +307,9 @@ class Tagger:
         missing = [] if t._on_features else [b.name for b in t.branch_specs() if b.name not in t.branches_]
         if missing:
             raise AdtagError(f"{model_dir}: branches {missing} are missing from the weights")
+        from adtag.decisions.decider import Decider
+
+        t.decider_ = Decider.load(model_dir) if Decider.exists(model_dir) else None
         return t
 
     def describe(self) -> dict[str, Any]:

@@ -57,3 +57,36 @@ def pr_chart(curve: PRCurve) -> bytes:
     ax.grid(alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)
+
+
+def reliability_chart(curves: Sequence[tuple[str, dict]], title: str = "Reliability on held-out items") -> bytes:
+    """Share of true (item, tag) pairs against mean score per bin, one line per named curve.
+
+    Each curve is ``(label, {"confidence": ..., "accuracy": ..., "count": ...})`` as from
+    :func:`adtag.metrics.reliability`; empty bins are skipped. The diagonal is perfect calibration.
+    """
+    import numpy as np
+
+    fig = Figure(figsize=(4.6, 3.6))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#999", linewidth=1, linestyle="--", label="perfect")
+    for (label, r), colour in zip(curves, (BASE, ACCENT, "#2b8a3e"), strict=False):
+        live = np.asarray(r["count"]) > 0
+        ax.plot(
+            np.asarray(r["confidence"])[live],
+            np.asarray(r["accuracy"])[live],
+            marker="o",
+            markersize=3.5,
+            linewidth=1.6,
+            color=colour,
+            label=label,
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("mean score in bin")
+    ax.set_ylabel("share of true tags")
+    ax.set_title(title, fontsize=11)
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    ax.grid(alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)

@@ -22,6 +22,7 @@ import numpy as np
 from adtag.io import write_text
 from adtag.report.charts import bar_chart, pr_chart
 from adtag.report.curves import pooled_pr_curve
+from adtag.report.decisions import decisions_html
 from adtag.report.fonts import embedded_font_css
 from adtag.report.thumbnails import to_jpeg
 
@@ -204,6 +205,7 @@ def render_report(
     title: str = "adtag report",
     notes: Sequence[str] = (),
     held_out: int | None = None,
+    decisions: dict[str, Any] | None = None,
 ) -> None:
     """Write the report to ``path`` atomically.
 
@@ -212,6 +214,8 @@ def render_report(
     ``id``, ``thumbnails`` (RGB arrays or JPEG bytes), ``true`` and ``pred``. ``notes`` are
     lines about the run shown under the title (e.g. whether real speech was present);
     ``held_out`` is the number of held-out clips the gallery picks from (default: its length).
+    ``decisions`` (from :func:`adtag.report.decisions.decisions_data`) adds a reliability diagram
+    and the per-tag thresholds.
     """
     tables = ablation.get("tables", {})
     summary = (
@@ -227,7 +231,8 @@ def render_report(
             + "</ul></section>"
         )
     page = Template(resources.files("adtag.report").joinpath("template.html").read_text(encoding="utf-8"))
-    text = _page_text(ablation, truth, gallery, title, summary, *notes)
+    dec_tags = [str(r["tag"]) for r in (decisions or {}).get("thresholds", [])]
+    text = _page_text(ablation, truth, gallery, title, summary, *notes, *dec_tags)
     out = page.substitute(
         title=_e(title),
         summary=_e(summary),
@@ -238,5 +243,6 @@ def render_report(
         per_tag=_per_tag(ablation.get("per_tag_ap", {}), _per_tag_source(ablation)),
         pr=_pr(predictions, truth),
         gallery=_gallery(gallery, held_out),
+        decisions=decisions_html(decisions, lambda png, alt: _img(png, "image/png", alt)),
     )
     write_text(Path(path), out)  # atomic, with the usual umask-based mode: a report is meant to be shared

@@ -105,9 +105,11 @@ def run_demo(
     log=print,
 ) -> dict[str, Any]:
     from adtag.commands.evaluate import evaluate
+    from adtag.decisions.fit import fit_decider
     from adtag.features.extract import extract_to_dir
     from adtag.features.inputs import discover_inputs
     from adtag.report import render_report, thumbnail_strip
+    from adtag.report.decisions import decisions_data
     from adtag_demo.corpus import corpus_notes, generate_corpus
 
     out = Path(out)
@@ -140,6 +142,9 @@ def run_demo(
     model_dir = out / "model"
     tagger = Tagger(cfg).fit(train, vocab, cache_dir=model_dir if model_dir.is_dir() else None, progress=progress)
     tagger.save(model_dir)
+    # The decision layer (calibration + per-tag thresholds), as 'adtag train --decide f1' fits it.
+    decider = fit_decider(tagger, [it.id for it in train], vocab.encode([it.tags for it in train]), "f1")
+    decider.save(model_dir)
     stages.stop("train")
 
     stages.start()
@@ -193,6 +198,7 @@ def run_demo(
         held_out=len(held),
         title="adtag demo report",
         notes=notes,
+        decisions=decisions_data(decider, scores, vocab.encode([it.tags for it in held])),
     )
     stages.stop("report")
     held_video = next((Path(os.path.normpath(it.video)) for it in held if it.video is not None), None)

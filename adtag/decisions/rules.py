@@ -1,0 +1,56 @@
+"""Decisions from thresholds plus the taxonomy's rules.
+
+Order: per-tag thresholds; then, per group, at most ``per_group_max`` tags (the highest
+scores) and at least ``per_group_min`` (the group's best tags are added); then an item with
+fewer than ``min_tags`` decided tags gets its best ones; then every decided tag implies its
+parent, grandparent, ... (a parent is never removed by the group cap).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def apply_rules(
+    scores: np.ndarray,
+    decided: np.ndarray,
+    groups: np.ndarray | None = None,
+    parents: np.ndarray | None = None,
+    per_group_max: int | None = None,
+    per_group_min: int = 0,
+    min_tags: int = 0,
+) -> np.ndarray:
+    """``decided`` (n, L) bool from thresholds -> decided after the group rules and parents."""
+    out = np.array(decided, dtype=bool, copy=True)
+    scores = np.asarray(scores)
+    if groups is not None and (per_group_max or per_group_min):
+        for g in np.unique(groups[groups >= 0]):
+            cols = np.flatnonzero(groups == g)
+            sub = scores[:, cols]
+            rank = np.argsort(np.argsort(-sub, axis=1, kind="stable"), axis=1)  # 0 = best in the group
+            d = out[:, cols]
+            if per_group_max:
+                # Keep the per_group_max best-scored among the decided ones.
+                drank = np.where(d, rank, np.iinfo(np.int64).max)
+                order = np.argsort(np.argsort(drank, axis=1, kind="stable"), axis=1)
+                d &= order < per_group_max
+            if per_group_min:
+                d |= rank < min(per_group_min, cols.size)
+            out[:, cols] = d
+    if min_tags:
+        # An item short of min_tags decided tags gets its best-scored ones.
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :min_tags]
+        short = out.sum(1) < min_tags
+        rows = np.flatnonzero(short)
+        out[rows[:, None], top[short]] = True
+    if parents is not None and (parents >= 0).any():
+        # Walk up as many levels as the deepest chain (no cycles: the taxonomy checks them).
+        for _ in range(len(parents)):
+            child, par = np.flatnonzero(parents >= 0), parents[parents >= 0]
+            add = np.zeros_like(out)
+            np.logical_or.at(add.T, par, out[:, child].T)  # any decided child -> its parent
+            new = out | add
+            if (new == out).all():
+                break
+            out = new
+    return out

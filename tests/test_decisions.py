@@ -1,0 +1,283 @@
+"""Calibration, thresholds for a goal, taxonomy rules and the decision layer's persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adtag.data.taxonomy import Taxonomy
+from adtag.decisions.calibrate import Calibrator
+from adtag.decisions.decider import Decider, Rules
+from adtag.decisions.oof import MeanFusion, fold_ids, system_oof
+from adtag.decisions.rules import apply_rules
+from adtag.decisions.thresholds import Goal, fit_thresholds, parse_goal
+from adtag.errors import AdtagError
+from adtag.metrics import decision_scores, expected_calibration_error, per_group
+from tests.conftest import shared_data
+
+
+def miscalibrated(n: int = 4000, L: int = 6, seed: int = 0):
+    """True probabilities q; reported scores are an over-confident, tag-dependent distortion of q."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(-1.5, 1.5, size=(n, L)) + np.linspace(-1, 1, L)
+    q = 1 / (1 + np.exp(-z))
+    y = rng.random((n, L)) < q
+    shift = np.linspace(-1.0, 1.0, L)
+    scores = 1 / (1 + np.exp(-(2.5 * z + shift)))
+    return scores, y, q
+
+
+def test_calibration_fixes_a_distorted_score_on_new_data():
+    s_fit, y_fit, _ = miscalibrated(seed=0)
+    s_new, y_new, _ = miscalibrated(seed=1)
+    cal = Calibrator().fit(s_fit, y_fit)
+    before = expected_calibration_error(s_new, y_new)
+    after = expected_calibration_error(cal.transform(s_new), y_new)
+    assert before > 0.05
+    assert after < 0.02
+    # Monotone per tag: each tag's order of items is kept.
+    out = cal.transform(s_new)
+    for j in range(s_new.shape[1]):
+        o = np.argsort(s_new[:, j])
+        assert np.all(np.diff(out[o, j]) >= -1e-7)
+
+
+def test_calibration_pools_a_rare_tag_toward_the_shared_fit():
+    s, y, _ = miscalibrated(n=3000, L=4, seed=2)
+    y = y.copy()
+    y[:, 3] = False
+    y[np.argsort(-s[:, 3])[:2], 3] = True  # two positives only
+    pooled = Calibrator(isotonic=False).fit(s, y)
+    free = Calibrator(prior=0.0, isotonic=False).fit(s, y)
+    # Alone, a 2-positive tag gets an extreme fit; with the prior it stays near the pooled one,
+    # while the tags with hundreds of positives hardly move.
+    assert abs(free.a_[3] - free.pooled_[0]) > 3 * abs(pooled.a_[3] - pooled.pooled_[0])
+    np.testing.assert_allclose(pooled.a_[:3], free.a_[:3], rtol=0.05)
+
+
+def test_calibrator_state_round_trip():
+    s, y, _ = miscalibrated(seed=3)
+    cal = Calibrator().fit(s, y)
+    again = Calibrator.from_state({k: np.array(v) for k, v in cal.state().items()})
+    np.testing.assert_allclose(again.transform(s), cal.transform(s))
+
+
+@pytest.mark.parametrize(
+    ("text", "goal"),
+    [("f1", Goal("f1")), ("precision=0.9", Goal("precision", 0.9)), (" Recall=0.8", Goal("recall", 0.8))],
+)
+def test_parse_goal(text, goal):
+    assert parse_goal(text) == goal
+
+
+@pytest.mark.parametrize("text", ["precision=1.5", "recall=0", "precision", "f2", "f1=0.3", "precision=abc"])
+def test_parse_goal_rejects(text):
+    with pytest.raises(AdtagError, match="--decide"):
+        parse_goal(text)
+
+
+def test_thresholds_reach_their_goal_on_new_data():
+    s_fit, y_fit, _ = miscalibrated(n=6000, seed=4)
+    s_new, y_new, _ = miscalibrated(n=6000, seed=5)
+    cal = Calibrator().fit(s_fit, y_fit)
+    c_fit, c_new = cal.transform(s_fit), cal.transform(s_new)
+    th = fit_thresholds(c_fit, y_fit, Goal("precision", 0.8))
+    got = decision_scores(th.decide(c_new), y_new)
+    assert abs(got["micro_precision"] - 0.8) < 0.04
+    th = fit_thresholds(c_fit, y_fit, Goal("recall", 0.7))
+    assert abs(decision_scores(th.decide(c_new), y_new)["micro_recall"] - 0.7) < 0.04
+    f1 = decision_scores(fit_thresholds(c_fit, y_fit, Goal("f1")).decide(c_new), y_new)["macro_f1"]
+    half = decision_scores(c_new >= 0.5, y_new)["macro_f1"]
+    assert f1 > half
+
+
+def test_rare_tags_share_a_pooled_threshold():
+    s, y, _ = miscalibrated(n=2000, L=5, seed=6)
+    y = y.copy()
+    y[:, 0] = False
+    y[:3, 0] = True
+    th = fit_thresholds(s, y, Goal("f1"), min_positives=10)
+    assert not th.own[0] and th.own[1:].all()
+    assert th.values[0] == th.pooled
+
+
+def test_impossible_precision_is_an_error():
+    rng = np.random.default_rng(0)
+    s = rng.random((500, 3))
+    y = rng.random((500, 3)) < 0.3  # scores carry no signal: precision 0.99 is out of reach
+    with pytest.raises(AdtagError, match="impossible target"):
+        fit_thresholds(s, y, Goal("precision", 0.99))
+
+
+def test_review_band_straddles_the_threshold():
+    s, y, _ = miscalibrated(seed=7)
+    th = fit_thresholds(s, y, Goal("f1"), band=0.05)
+    r = th.review(s)
+    assert r.any()
+    assert np.all(np.abs(s[r] - np.broadcast_to(th.values, s.shape)[r]) < 0.05)
+
+
+# ---------------------------------------------------------------- taxonomy
+def test_taxonomy_reads_the_taac_dimension_file_as_it_is():
+    path = shared_data() / "taac2021" / "labels" / "label_dimension.csv"
+    if not path.is_file():
+        pytest.skip("no TAAC labels in ../shared/data")
+    tags = [line.split("\t")[0] for line in (path.parent / "label_id.txt").read_text(encoding="utf-8").splitlines()]
+    tax = Taxonomy.from_file(path, tags)
+    assert len(tax.group) == 82
+    sizes = {g: sum(v == g for v in tax.group.values()) for g in tax.groups}
+    assert sorted(sizes.values()) == [17, 17, 23, 25]
+    assert not tax.parent
+
+
+def test_taxonomy_errors_name_the_line(tmp_path):
+    def check(text, pattern, tags=None):
+        p = tmp_path / "tax.csv"
+        p.write_text(text, encoding="utf-8")
+        with pytest.raises(AdtagError, match=pattern):
+            Taxonomy.from_file(p, tags)
+
+    check("tag,group,parent\na,g1\nb,g2\na,g2\n", r"tax.csv:4: tag 'a' is in two groups, 'g1' \(line 2\)")
+    check("a,g\nb,g\nzz,g\n", r"tax.csv:3: unknown tag 'zz'", tags=["a", "b"])
+    check("a,g,b\nb,g,c\nc,g,a\n", r"tax.csv:1: parent cycle a -> b -> c -> a")
+    check("a,g,nope\n", r"tax.csv:1: parent 'nope'")
+    check("a\n", r"tax.csv:1: expected 'tag,group\[,parent\]'")
+
+
+def test_rules_group_cap_minimum_and_parents():
+    tax = Taxonomy.parse(["animal,kind", "dog,kind,animal", "puppy,kind,dog", "red,colour", "blue,colour"])
+    tags = ["animal", "dog", "puppy", "red", "blue"]
+    groups, _ = tax.group_index(tags)
+    parents = tax.parent_index(tags)
+    scores = np.array([[0.1, 0.2, 0.9, 0.8, 0.7], [0.1, 0.15, 0.1, 0.2, 0.3]])
+    decided = scores >= 0.5
+    out = apply_rules(scores, decided, groups, parents, per_group_max=1, per_group_min=1)
+    # item 0: puppy decided -> dog and animal implied; colour capped at its best (red)
+    assert out[0].tolist() == [True, True, True, True, False]
+    # item 1: nothing passed; at least one per group: the best of each (dog -> animal implied, blue)
+    assert out[1].tolist() == [True, True, False, False, True]
+
+
+def test_per_group_metrics():
+    tags = ["a", "b", "c", "d"]
+    tax = Taxonomy.parse(["a,g1", "b,g1", "c,g2", "d,g2"])
+    groups, names = tax.group_index(tags)
+    s = np.array([[0.9, 0.1, 0.2, 0.8], [0.2, 0.7, 0.9, 0.1]])
+    t = np.array([[1, 0, 1, 0], [0, 1, 1, 0]])
+    res = per_group(s, t, groups, names, decided=s >= 0.5)
+    assert res["g1"]["hit1"] == 1.0 and res["g1"]["gap"] == pytest.approx(1.0)
+    assert res["g2"]["hit1"] == 0.5
+    assert res["g1"]["micro_f1"] == 1.0
+
+
+# ---------------------------------------------------------------- whole-system out-of-fold + persistence
+def test_system_oof_never_scores_an_item_with_a_fusion_that_saw_it():
+    seen = []
+
+    class Spy:
+        def fit(self, P, present, extras, Y):
+            self.ids = set(extras[:, 0].astype(int))
+            return self
+
+        def predict_proba(self, P, present, extras):
+            seen.append(self.ids & set(extras[:, 0].astype(int)))
+            return P.mean(1)
+
+    n = 50
+    P = np.random.default_rng(0).random((n, 2, 3)).astype(np.float32)
+    out = system_oof(P, np.ones((n, 2), bool), np.arange(n)[:, None], np.zeros((n, 3)), Spy, folds=5)
+    assert all(not s for s in seen) and len(seen) == 5
+    np.testing.assert_allclose(out, P.mean(1), rtol=1e-6)
+    assert np.bincount(fold_ids(n, 5)).tolist() == [10] * 5
+    np.testing.assert_allclose(MeanFusion().predict_proba(P, np.ones((n, 2), bool), None), P.mean(1), rtol=1e-6)
+
+
+def test_decider_round_trip_and_new_goal(tmp_path):
+    s, y, _ = miscalibrated(n=1500, seed=8)
+    tags = [f"t{j}" for j in range(s.shape[1])]
+    tax = Taxonomy.parse([f"{t},g{j % 2}" for j, t in enumerate(tags)])
+    d = Decider.fit(s, y, tags, "f1", ids=[str(i) for i in range(len(s))], rules=Rules(tax, per_group_max=1))
+    assert d.metrics["oof_ece_after"] < d.metrics["oof_ece_before"]
+    d.save(tmp_path)
+    back = Decider.load(tmp_path)
+    for a, b in zip(d.decide(s[:50]), back.decide(s[:50]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert back.rules.per_group_max == 1 and back.oof_ids[:2] == ["0", "1"]
+    strict = back.with_goal("precision=0.9")
+    assert strict.decide(s)[1].sum() < back.decide(s)[1].sum()
+    rows = back.explain_rows(s[:3])
+    assert all(set(r) == {"decided", "review"} for r in rows)
+
+
+def test_decider_missing_or_broken(tmp_path):
+    with pytest.raises(AdtagError, match="no decision layer"):
+        Decider.load(tmp_path)
+    (tmp_path / "decisions.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "decisions.npz").write_bytes(b"garbage")
+    with pytest.raises(AdtagError, match="unreadable"):
+        Decider.load(tmp_path)
+
+
+def test_report_shows_reliability_and_thresholds(tmp_path):
+    from adtag.report.decisions import decisions_data
+    from adtag.report.html import render_report
+    from tests.test_report import _inputs
+
+    s, y, _ = miscalibrated(n=1200, L=6, seed=9)
+    tags = ["室内/indoor", "a<b & c", "t2", "t3", "t4", "t5"]
+    y = y.copy()
+    y[:, 5] = False
+    y[:4, 5] = True  # a rare tag: pooled threshold
+    d = Decider.fit(s[:800], y[:800], tags, "f1")
+    data = decisions_data(d, s[800:], y[800:])
+    assert data["ece_after"] < data["ece_before"]
+    path = tmp_path / "r.html"
+    render_report(path, decisions=data, **_inputs())
+    page = path.read_text(encoding="utf-8")
+    section = page[page.index('id="decisions"') :]
+    assert "reliability diagram" in section and "data:image/png;base64," in section
+    assert "a&lt;b &amp; c" in section and "a<b & c" not in section
+    assert "pooled" in section and "own" in section
+    plain = tmp_path / "plain.html"
+    render_report(plain, **_inputs())
+    assert "adtag train --decide" in plain.read_text(encoding="utf-8")
+
+
+def test_single_choice_group_scores_compete():
+    from adtag.decisions.decider import normalise_groups, single_choice_groups
+
+    truth = np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 1, 0]], bool)
+    groups = np.array([0, 0, 0, 1])
+    excl = single_choice_groups(truth, groups)
+    assert excl.tolist() == [0, 0, 0, -1]  # group 1 has a single tag: nothing to compete with
+    s = np.array([[0.6, 0.2, 0.2, 0.9]])
+    np.testing.assert_allclose(normalise_groups(s, excl), [[0.6, 0.2, 0.2, 0.9]])
+    s = np.array([[0.3, 0.1, 0.1, 0.9]])
+    np.testing.assert_allclose(normalise_groups(s, excl), [[0.6, 0.2, 0.2, 0.9]])
+    # A group where one training item has two tags is not single-choice.
+    assert (single_choice_groups(np.array([[1, 1, 0, 0]], bool), groups) == -1).all()
+
+
+def test_audit_ranks_corrupted_labels_first():
+    from adtag.audit import error_probability, rank_suspects
+
+    s, y, q = miscalibrated(n=3000, L=6, seed=10)
+    rng = np.random.default_rng(1)
+    noisy = y.copy()
+    pos, neg = np.argwhere(y), np.argwhere(~y)
+    drop = pos[rng.choice(len(pos), len(pos) // 10, replace=False)]
+    add = neg[rng.choice(len(neg), len(pos) // 20, replace=False)]
+    noisy[tuple(drop.T)] = False
+    noisy[tuple(add.T)] = True
+    corrupted = noisy != y
+    cal = Calibrator().fit(s, noisy).transform(s)
+    e = error_probability(cal, noisy)
+    # A labelled tag is more suspicious the lower its score, an unlabelled one the higher.
+    assert e[noisy][np.argmin(cal[noisy])] == e[noisy].max()
+    assert e[~noisy][np.argmax(cal[~noisy])] == e[~noisy].max()
+    rows = rank_suspects(cal, noisy, [str(i) for i in range(len(s))], [f"t{j}" for j in range(6)], top=100)
+    hits = [corrupted[int(r.item), int(r.tag[1:])] for r in rows]
+    assert np.mean(hits) > 5 * corrupted.mean()  # far better than picking labels at random
+    assert {r.kind for r in rows} == {"likely wrong", "likely missing"}
+    with pytest.raises(ValueError, match="noise rates"):
+        error_probability(cal, noisy, drop=0.7, add=0.4)
