@@ -81,7 +81,7 @@ def _predict_ray(args: argparse.Namespace, tagger: Tagger) -> int:
     if items is not None:
         attach_scores(items, args, tagger.vocab_.tags)
     elif getattr(args, "scores", None):
-        raise AdtagError("--scores with --engine ray needs a manifest or TAAC input (videos are extracted on the actors)")
+        raise AdtagError("--scores with --engine ray needs a manifest or TAAC input (actors extract videos)")
     videos = discover_inputs([args.input]) if raw else None
     with ray_session(args.address):
         ids, scores, failures = predict_ray(
