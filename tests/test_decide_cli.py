@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from adtag.cli import main
@@ -157,3 +158,29 @@ def test_ablate_with_a_taxonomy_adds_group_tables(manifest, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(argv + ["--taxonomy", str(bad)])
     assert "bad.csv:2: tag 'beach' is in two groups" in capsys.readouterr().err
+
+
+def test_service_answers_decided_tags_and_review_band(decided_model, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from adtag.data.manifest import load_manifest
+    from adtag.serve import ServeConfig, TaggingService, create_app
+
+    manifest, model, _ = decided_model
+    item = load_manifest(manifest)[0]
+    body = {"id": item.id, "text": item.text, "extra": item.extra}
+    body["features"] = {k: np.load(v).tolist() for k, v in item.features.items()}
+    svc = TaggingService(ServeConfig(model, workers=1, queue=1, tmp_dir=tmp_path, warm=False))
+    try:
+        with TestClient(create_app(svc.config, svc)) as client:
+            r = client.post("/v1/tag", json=body)
+    finally:
+        svc.close()
+    assert r.status_code == 200, r.text
+    res = r.json()
+    assert isinstance(res["decided"], list) and isinstance(res["review"], list)
+    assert res["decided"], "--decide f1 keeps at least one tag per item"
+    ranked = {t["tag"] for t in res["tags"]}
+    assert {d["tag"] for d in res["decided"]} <= set(json.loads((model / "config.json").read_text())["tags"])
+    assert ranked

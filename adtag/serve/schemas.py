@@ -60,6 +60,12 @@ class TagResponse(BaseModel):
         default_factory=list, description="modalities that could not be read, texts cut to the per-modality cap"
     )
     thumbnails: list[str] = Field(default_factory=list, description="JPEG data URIs, when asked for")
+    decided: list[dict[str, Any]] | None = Field(
+        default=None, description="decided tags {tag, score} (a model trained with --decide); null otherwise"
+    )
+    review: list[dict[str, Any]] | None = Field(
+        default=None, description="tags whose calibrated score lies near their threshold: worth a human look"
+    )
 
 
 class BatchResponse(BaseModel):

@@ -211,9 +211,12 @@ class TaggingService:
         item.scores = dict(scores)
         return item, warnings
 
-    def explain(self, items: list[Item], top_k: int | list[int]) -> list[list[TagScore]]:
-        """Top tags per item; runs on the predict pool's single thread (the tagger is not shared)."""
-        return explain_items(self.tagger, items, top_k)
+    def explain(self, items: list[Item], top_k: int | list[int]) -> list[tuple[list[TagScore], dict[str, Any]]]:
+        """Top tags per item, with the decided tags and review band when the model has a decision
+        layer; runs on the predict pool's single thread (the tagger is not shared)."""
+        from adtag.decisions.decider import decided_fields
+
+        return list(zip(explain_items(self.tagger, items, top_k), decided_fields(self.tagger, items), strict=True))
 
     # ------------------------------------------------------------------ video uploads
     def extract(self, path: Path, item_id: str, language: str | None, thumbnails: bool) -> VideoRead:

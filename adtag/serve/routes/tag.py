@@ -46,7 +46,7 @@ def tag_router(svc: TaggingService) -> APIRouter:
         req = parse(TagRequest, await read_json(request, config.max_json, config.body_grace_s, config.min_body_rate))
         item, warnings = svc.item_from_request(req)
         with svc.predict_pool.reserve() as slot:
-            (tags,), waited = await slot.run(
+            ((tags, decided),), waited = await slot.run(
                 svc.explain, [item], req.top_k, deadline=config.predict_timeout_s, gone=gone(request)
             )
         total = time.perf_counter() - t0
@@ -58,6 +58,7 @@ def tag_router(svc: TaggingService) -> APIRouter:
             modalities=modalities_of(item),
             timings={"queue": waited, "predict": total - waited, "total": total},
             warnings=warnings,
+            **decided,
         )
         return result.to_json(config.echo_chars)
 
@@ -96,7 +97,7 @@ def tag_router(svc: TaggingService) -> APIRouter:
             upload.delete()
         t1 = time.perf_counter()
         with svc.predict_pool.reserve() as pslot:
-            (tags,), _ = await pslot.run(svc.explain, [read.item], top_k, deadline=config.predict_timeout_s)
+            ((tags, decided),), _ = await pslot.run(svc.explain, [read.item], top_k, deadline=config.predict_timeout_s)
         read.item.video = None  # the temporary file is gone; never echo its path
         result = TagResult(
             id=item_id,
@@ -106,6 +107,7 @@ def tag_router(svc: TaggingService) -> APIRouter:
             modalities=modalities_of(read.item),
             warnings=read.warnings,
             thumbnails=read.thumbnails,
+            **decided,
         )
         result.timings = {"upload": t_upload, "queue": waited, **read.timings}
         result.timings["predict"] = time.perf_counter() - t1
@@ -132,8 +134,10 @@ def tag_router(svc: TaggingService) -> APIRouter:
             )
         total = time.perf_counter() - t0
         results = [
-            TagResult(id=it.id, tags=tags, text=it.text, extra=it.extra, modalities=modalities_of(it), warnings=w)
-            for (it, w), tags in zip(checked, rows, strict=True)
+            TagResult(
+                id=it.id, tags=tags, text=it.text, extra=it.extra, modalities=modalities_of(it), warnings=w, **decided
+            )
+            for (it, w), (tags, decided) in zip(checked, rows, strict=True)
         ]
         return {
             "results": [r.to_json(config.echo_chars) for r in results],
