@@ -156,7 +156,8 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
     assert ci == test_cmd
     # Both work where system-wide pip is refused (PEP 668): they install into a virtual environment.
-    for cmd in (demo_cmd, test_cmd):
-        assert "python3 -m venv .venv && .venv/bin/pip install" in cmd and "-e ./demo" in cmd
-        assert "download.pytorch.org/whl/cpu" in cmd  # the CPU-only torch build
+    assert "bash scripts/setup_venv.sh &&" in demo_cmd and "bash scripts/setup_venv.sh test &&" in test_cmd
+    setup = (REPO / "scripts" / "setup_venv.sh").read_text(encoding="utf-8")
+    assert "python3 -m venv .venv" in setup and "-e ./demo" in setup
+    assert 'TORCH="torch==2.13.0"' in setup and "download.pytorch.org/whl/cpu" in setup  # the CPU-only torch build
     assert demo_cmd.endswith(".venv/bin/adtag demo") and test_cmd.endswith(".venv/bin/python -m pytest")

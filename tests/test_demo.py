@@ -103,3 +103,24 @@ def test_demo_figures_are_evaluates_and_it_names_next_steps(demo, capsys):
     assert f"adtag serve {out / 'model'}" in tail and str(out / "report.html") in tail
     # Every stage reports how many cores it kept busy.
     assert set(res["cpu"]) == set(res["times"]) and "cores)" in text
+
+
+def test_stage_cpu_counts_worker_processes_still_running():
+    """Worker pools outlive a stage (joblib reuses them): their CPU time counts all the same."""
+    import subprocess
+    import sys
+    import time
+
+    from adtag_demo.run import _cpu_seconds
+
+    before = _cpu_seconds()
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\ntime.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", busy])
+    try:
+        deadline = time.time() + 60
+        while _cpu_seconds() - before < 0.5 and time.time() < deadline:
+            time.sleep(0.2)
+        assert _cpu_seconds() - before >= 0.5 and child.poll() is None  # counted while it still runs
+    finally:
+        child.kill()
+        child.wait()

@@ -3,9 +3,11 @@
 OCR runs when the *text* on screen changes, not when the picture does: in real ads the camera
 pans, zooms and shakes and the shot cuts every 1-3 s while a subtitle stays put for seconds. So:
 
-- each line read is remembered with the pixels of its strokes (the brightest and the darkest
-  pixels of its box, whichever stay put: white text with a dark outline, or dark text on light);
-  when a large share of them change on a later frame the text there changed or went away;
+- each line read is remembered with its stroke pixels: pixels at the bright (or dark) extreme of
+  their neighbourhood with a much darker (brighter) one close by, i.e. glyph fill or outline, in
+  the polarity that has fewer of them (the glyphs, not a caption band). When a large share of
+  them are no longer strokes on a later frame, the text there changed or went away; a photo
+  panning behind unchanged text leaves them in place;
 - a cheap text-region probe (text detection alone, on a small image) looks for new text every
   ``probe_seconds``; text it finds outside the remembered boxes calls for OCR;
 - when a read finds no text where there was some, the next allowed frame is read again (text

@@ -30,10 +30,30 @@ def split_held_out(items: list[Item], frac: float, seed: int) -> tuple[list[Item
     return [it for it in items if it.id not in held], [it for it in items if it.id in held]
 
 
+def _live_children_cpu(pid: int) -> float:
+    """CPU seconds of the running descendants of ``pid`` (Linux /proc; 0 elsewhere).
+
+    Worker pools that outlive a stage (joblib's reusable executor) are never waited for, so
+    ``os.times`` alone would not see them.
+    """
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        kids = [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
+    except (OSError, ValueError):
+        return 0.0
+    for kid in kids:
+        try:
+            fields = Path(f"/proc/{kid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick + _live_children_cpu(kid)
+    return total
+
+
 def _cpu_seconds() -> float:
-    """CPU time of this process and of its finished worker processes."""
+    """CPU time of this process, of its finished worker processes and of those still running."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    return t.user + t.system + t.children_user + t.children_system + _live_children_cpu(os.getpid())
 
 
 class _Stages:
@@ -175,7 +195,7 @@ def run_demo(
         notes=notes,
     )
     stages.stop("report")
-    held_video = next((it.video for it in held if it.video is not None), None)
+    held_video = next((Path(os.path.normpath(it.video)) for it in held if it.video is not None), None)
     log(f"done in {sum(stages.wall.values()):.0f} s: {stages.line()}")
     log(f"report: {out / 'report.html'}   model: {model_dir}")
     log("next:")
