@@ -174,8 +174,11 @@ def tag_video(
     language: str | None = None,
     extractor: Extractor | None = None,
     thumbnails: bool = False,
+    scores: list[str] | None = None,
 ) -> TagResult:
-    """Tag one video file with the encoders recorded in ``tagger`` (loaded once per process)."""
+    """Tag one video file with the encoders recorded in ``tagger`` (loaded once per process);
+    ``scores`` are ``NAME=PRED.json`` files of external models that scored this video (its id is
+    the file name without extension)."""
     if not tagger.config.encoders:
         raise AdtagError("this model was trained without extraction encoders; it cannot read a video")
     if extractor is None:
@@ -183,7 +186,14 @@ def tag_video(
 
         extractor = get_extractor(tagger.config.encoders)
     t0 = time.perf_counter()
-    result = tag_item(tagger, read_video(video, extractor, language=language, thumbnails=thumbnails), top_k)
+    read = read_video(video, extractor, language=language, thumbnails=thumbnails)
+    if scores:
+        import sys
+
+        from adtag.data.scores import attach_score_files
+
+        attach_score_files([read.item], scores, tagger.vocab_.tags, log=lambda m: print(m, file=sys.stderr))
+    result = tag_item(tagger, read, top_k)
     result.timings["total"] = time.perf_counter() - t0
     return result
 

@@ -438,3 +438,34 @@ def test_openapi_spec_holds_under_generated_requests(service: TaggingService) ->
             case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
         check()
+
+
+def test_tag_command_takes_external_scores(video_model, clip: Path, tmp_path: Path, capsys) -> None:
+    """adtag tag --scores NAME=PRED.json: the external model's branch appears in the explanation."""
+    from adtag.cli import main
+    from adtag.features.store import manifest_encoders
+    from adtag.models.tagger import Tagger, TrainConfig
+
+    manifest = video_model[0]
+    items = read_items(manifest)
+    tags = sorted({t for it in items for t in it.tags or []})
+    for it in items:  # an honest-looking external model: right tag high, the rest low
+        it.scores = {"ext": np.array([0.7 if t in (it.tags or []) else 0.2 for t in tags], dtype=np.float32)}
+    tagger = Tagger(TrainConfig(folds=2, encoders=manifest_encoders(manifest)))
+    tagger.fit(items, progress=False, log=lambda *a, **k: None)
+    tagger.save(tmp_path / "model")
+    sub = tmp_path / "ext.json"
+    sub_sale = {t: (0.9 if t == "sale" else 0.05) for t in tags}
+    sub.write_text(
+        json.dumps({f"{clip.stem}.mp4": {"result": [{"labels": list(sub_sale), "scores": list(sub_sale.values())}]}})
+    )
+    assert main(["tag", str(tmp_path / "model"), str(clip), "--scores", f"ext={sub}", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    top = res["tags"][0]
+    assert top["tag"] == "sale"
+    assert top["branches"]["ext/scores"]["probability"] == pytest.approx(0.9, abs=1e-4)
+    # A score file that does not name this video is an error naming the file.
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"nope.mp4": {"result": [{"labels": tags, "scores": [0.5] * len(tags)}]}}))
+    assert main(["tag", str(tmp_path / "model"), str(clip), "--scores", f"ext={other}"]) == 2
+    assert "other.json" in capsys.readouterr().err

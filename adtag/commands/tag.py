@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adtag.commands._common import add_threads, check_model_dir, setup
+from adtag.commands._common import add_scores_option, add_threads, check_model_dir, setup
 from adtag.errors import AdtagError
 
 
@@ -27,6 +27,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=10, help="tags to show (default: 10)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--language", default=None, help="force the ASR language, e.g. zh")
+    add_scores_option(p)
     add_threads(p)
     return p
 
@@ -61,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.video.is_file():
         raise AdtagError(f"{args.video}: video not found")
     tagger = Tagger.load(args.model_dir)
-    res = tag_video(tagger, args.video, args.top_k, language).to_json()
+    res = tag_video(tagger, args.video, args.top_k, language, scores=args.scores).to_json()
     print(json.dumps(res, ensure_ascii=False, indent=2) if args.json else format_result(res))
     return 0
