@@ -234,7 +234,8 @@ def test_cli_train_predict_ablate_with_scores(tmp_path: Path, capsys):
         tags = svc.tagger.vocab_.tags
         item, _ = svc.item_from_request(TagRequest(id="x", scores={"vis": {tags[0]: 0.9}}))
         assert item.scores["vis"].shape == (len(tags),) and item.scores["vis"][0] == np.float32(0.9)
-        assert "vis/scores" in svc.explain([item], 3)[0][0].branches
+        top, _decided = svc.explain([item], 3)[0]
+        assert "vis/scores" in top[0].branches
         with pytest.raises(ApiError, match="unknown tag 'boat'"):
             svc.item_from_request(TagRequest(id="x", scores={"vis": {"boat": 0.5}}))
         with pytest.raises(ApiError, match="unknown score modality"):

@@ -89,15 +89,15 @@ class LinearTagger(Estimator):
         self.coef_ = w[: d * L].reshape(d, L).astype(np.float32)
         self.intercept_ = w[d * L :].astype(np.float32)
 
-    def fit(self, X, Y: np.ndarray, init: LinearTagger | None = None) -> LinearTagger:
-        """Fit at ``alpha``; ``init`` (a fitted model on similar data) warm-starts the solver and
-        lends its chosen ``alpha_`` and ``platt_``."""
+    def fit(self, X, Y: np.ndarray, init: LinearTagger | None = None, warm_start: bool = True) -> LinearTagger:
+        """Fit at ``alpha``; ``init`` (a fitted model on similar data) lends its chosen ``alpha_`` and
+        ``platt_`` and, with ``warm_start``, its weights as the solver's starting point."""
         X, Y = _as_input(X), np.asarray(Y, dtype=np.float32)
         w0 = None
         max_iter = self.max_iter
         self.alpha_ = init.alpha_ if init is not None else self.alpha
         self.platt_ = init.platt_.copy() if init is not None else np.array([1.0, 0.0])
-        if init is not None and init.coef_.shape == (X.shape[1], Y.shape[1]):
+        if warm_start and init is not None and init.coef_.shape == (X.shape[1], Y.shape[1]):
             w0 = np.concatenate([init.coef_.ravel(), init.intercept_]).astype(np.float32)
             max_iter = max(20, self.max_iter // 2)  # a neighbouring fold's optimum is close
         self._set(self._solve(X, Y, self.alpha_, w0, max_iter), X.shape[1], Y.shape[1])
@@ -126,9 +126,12 @@ class LinearTagger(Estimator):
         return self
 
     def fit_fold(self, X, Y: np.ndarray, train: np.ndarray, val: np.ndarray, prev: Any = None) -> LinearTagger:
-        """First fold: select ``alpha_`` on its held-out rows; later folds: warm start from it."""
+        """First fold: select ``alpha_`` on its held-out rows; later folds reuse that ``alpha_`` (and
+        ``platt_``) but start cold: the first fold's weights were fitted on this fold's held-out rows,
+        and a warm start stopped early remembers their labels (out-of-fold scores then look better
+        than new items' and the stacker learns to trust them)."""
         if prev is not None:
-            return self.fit(X[train], Y[train], init=prev)
+            return self.fit(X[train], Y[train], init=prev, warm_start=False)
         if len(val) >= 5:
             return self.fit_select(X[train], Y[train], X[val], Y[val])
         return self.fit(X[train], Y[train])
