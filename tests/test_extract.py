@@ -93,7 +93,8 @@ def test_folder_with_bad_inputs_yields_items_and_recorded_failures(
 
 def test_manifest_input_carries_tags_and_reports_items_without_video(ad: Path, tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
-    write_manifest([Item(id="x1", tags=["food", "sale"], video=ad), Item(id="x2", tags=["food"])], src)
+    first = Item(id="x1", tags=["food", "sale"], video=ad, scores={"ext": {"food": 0.8, "sale": 0.3}})
+    write_manifest([first, Item(id="x2", tags=["food"])], src)
     manifest, failures = extract_to_dir(
         discover_inputs([src]), tmp_path / "f", progress=False, encoders=["audio=none,asr=none"]
     )
@@ -101,6 +102,7 @@ def test_manifest_input_carries_tags_and_reports_items_without_video(ad: Path, t
     assert manifest_encoders(manifest) == {k: v for k, v in DEFAULT_ENCODERS.items() if k not in ("audio", "asr")}
     (item,) = read_items(manifest)
     assert item.id == "x1" and item.tags == ["food", "sale"] and "audio" not in item.features
+    assert item.scores == {"ext": {"food": 0.8, "sale": 0.3}}  # an external model's scores survive extraction
     with pytest.raises(AdtagError, match="other settings"):
         extract_to_dir(discover_inputs([src]), tmp_path / "f", progress=False)  # encoders differ
     with pytest.raises(AdtagError, match="no such file"):

@@ -25,6 +25,7 @@ from adtag.data.manifest import Item
 from adtag.engines.ray_cluster import WORKER_ENV, cluster_cpus
 from adtag.engines.ray_pool import run_actor_pool
 from adtag.errors import AdtagError
+from adtag.features.extract import merge_extracted
 from adtag.features.inputs import source_key
 from adtag.features.pipeline import resolve_encoders
 from adtag.features.store import Failure, FeatureStore
@@ -79,17 +80,6 @@ class ExtractWorker:
         return out
 
 
-def _merge(base: Item, result: dict[str, Any]) -> Item:
-    return Item(
-        id=base.id,
-        tags=base.tags,
-        video=base.video,
-        text={**base.text, **result["text"]},
-        features={**base.features, **{k: Path(p) for k, p in result["features"].items()}},
-        extra={**base.extra, **result["extra"]},
-    )
-
-
 def extract_to_dir_ray(
     inputs: list[Item],
     out_dir: str | os.PathLike,
@@ -135,7 +125,7 @@ def extract_to_dir_ray(
         if result["ok"]:
             if "arrays" in result:
                 result["features"] = {k: str(p) for k, p in store.put_arrays(task["id"], result.pop("arrays")).items()}
-            store.record_item(_merge(by_source[task["source"]], result), task["source"], result.get("timings"))
+            store.record_item(merge_extracted(by_source[task["source"]], result), task["source"], result.get("timings"))
         else:
             on_lost(task, result["error"])
             return

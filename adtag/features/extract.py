@@ -109,8 +109,8 @@ class _InProcess:
         return _work(task)
 
 
-def _merge(base: Item, result: dict[str, Any]) -> Item:
-    """The input item (tags and any fields it had) plus what extraction produced."""
+def merge_extracted(base: Item, result: dict[str, Any]) -> Item:
+    """The input item (tags, external scores and any fields it had) plus what extraction produced."""
     return Item(
         id=base.id,
         tags=base.tags,
@@ -118,6 +118,7 @@ def _merge(base: Item, result: dict[str, Any]) -> Item:
         text={**base.text, **result["text"]},
         features={**base.features, **{k: Path(p) for k, p in result["features"].items()}},
         extra={**base.extra, **result["extra"]},
+        scores=dict(base.scores),
     )
 
 
@@ -162,7 +163,8 @@ def extract_to_dir(
     def finish(result: dict[str, Any]) -> None:
         nonlocal failed
         if result["ok"]:
-            store.record_item(_merge(by_source[result["source"]], result), result["source"], result.get("timings"))
+            item = merge_extracted(by_source[result["source"]], result)
+            store.record_item(item, result["source"], result.get("timings"))
         else:
             failed += 1
             store.record_failure(Failure(result["id"], result["video"], result["error"]), result["source"])
