@@ -97,7 +97,8 @@ def fit_branch(
 
     Items that lack the modality are left out of training (their rows carry no evidence); the
     branch still scores them, and the stacker sees them as absent. Each model's ``fit_fold``
-    sees the first fold's model, so it can select settings once and warm-start the rest.
+    sees the first fold's model, so it can select settings once and reuse them (never its weights:
+    they were fitted on this fold's held-out rows).
     """
     oof = np.zeros(Y.shape, dtype=np.float32)
     models: list[Estimator] = []
