@@ -13,19 +13,16 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import traceback
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from adtag.data.manifest import Item
 from adtag.engines.ray_cluster import WORKER_ENV, cluster_cpus
 from adtag.engines.ray_pool import run_actor_pool
 from adtag.errors import AdtagError
-from adtag.features.extract import merge_extracted
+from adtag.features.extract import extract_task, merge_extracted
 from adtag.features.inputs import source_key
 from adtag.features.pipeline import resolve_encoders
 from adtag.features.store import Failure, FeatureStore
@@ -60,23 +57,9 @@ class ExtractWorker:
 
     def extract(self, task: dict[str, Any]) -> dict[str, Any]:
         """Extract one video and write its arrays (or return them); a failure is a reason, not an exception."""
-        out: dict[str, Any] = {"source": task["source"], "id": task["id"], "video": task["video"]}
-        try:
-            item, timings = self.extractor.extract(task["video"], item_id=task["id"], language=task["language"])
-            arrays = {k: v for k, v in item.features.items() if isinstance(v, np.ndarray)}
-            if self.gather:
-                out["arrays"] = arrays
-            else:
-                paths = FeatureStore(self.root).put_arrays(task["id"], arrays)
-                out["features"] = {k: str(p) for k, p in paths.items()}
-            out.update(ok=True, text=item.text, extra=item.extra, pid=os.getpid())
-            out["timings"] = {k: v for k, v in timings.items() if isinstance(v, int | float | list)}
-        except AdtagError as exc:
-            out.update(ok=False, error=getattr(exc, "reason", None) or str(exc))
-        except Exception as exc:  # a decoder or model bug on one file must not stop the batch
-            last = traceback.extract_tb(exc.__traceback__)[-1:]
-            where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
-            out.update(ok=False, error=f"{type(exc).__name__}: {exc}{where}")
+        out = extract_task(self.extractor, task, None if self.gather else self.root)
+        if out["ok"]:
+            out["pid"] = os.getpid()
         return out
 
 

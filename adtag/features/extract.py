@@ -80,14 +80,18 @@ def _init_worker(specs: dict[str, str], threads: int) -> None:
     _WORKER["extractor"] = Extractor(specs, threads=threads)
 
 
-def _work(task: dict[str, Any]) -> dict[str, Any]:
-    """Extract one video and write its arrays; any failure becomes a reason, never an exception."""
+def extract_task(extractor: Extractor, task: dict[str, Any], root: Path | str | None) -> dict[str, Any]:
+    """Extract one video and write its arrays into the store at ``root`` (``None``: return them as
+    ``arrays``); any failure becomes a reason, never an exception. Local and Ray workers share it."""
     out: dict[str, Any] = {"source": task["source"], "id": task["id"], "video": task["video"]}
     try:
-        item, timings = _WORKER["extractor"].extract(task["video"], item_id=task["id"], language=task["language"])
+        item, timings = extractor.extract(task["video"], item_id=task["id"], language=task["language"])
         arrays = {k: v for k, v in item.features.items() if isinstance(v, np.ndarray)}
-        paths = FeatureStore(task["root"]).put_arrays(task["id"], arrays)
-        out.update(ok=True, text=item.text, extra=item.extra, features={k: str(p) for k, p in paths.items()})
+        if root is None:
+            out["arrays"] = arrays
+        else:
+            out["features"] = {k: str(p) for k, p in FeatureStore(root).put_arrays(task["id"], arrays).items()}
+        out.update(ok=True, text=item.text, extra=item.extra)
         out["timings"] = {k: v for k, v in timings.items() if isinstance(v, int | float | list)}
     except AdtagError as exc:
         out.update(ok=False, error=getattr(exc, "reason", None) or str(exc))
@@ -96,6 +100,10 @@ def _work(task: dict[str, Any]) -> dict[str, Any]:
         where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
         out.update(ok=False, error=f"{type(exc).__name__}: {exc}{where}")
     return out
+
+
+def _work(task: dict[str, Any]) -> dict[str, Any]:
+    return extract_task(_WORKER["extractor"], task, task["root"])
 
 
 class _InProcess:
