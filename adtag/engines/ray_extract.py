@@ -22,7 +22,7 @@ from adtag.data.manifest import Item
 from adtag.engines.ray_cluster import WORKER_ENV, cluster_cpus
 from adtag.engines.ray_pool import run_actor_pool
 from adtag.errors import AdtagError
-from adtag.features.extract import extract_task, merge_extracted
+from adtag.features.extract import extract_task, merge_extracted, pending_tasks
 from adtag.features.inputs import source_key
 from adtag.features.pipeline import resolve_encoders
 from adtag.features.store import Failure, FeatureStore
@@ -86,17 +86,9 @@ def extract_to_dir_ray(
     store = FeatureStore(out_dir, config={"encoders": specs})
     store.remove_partial()
     root = str(store.root.resolve())
-    sources = [source_key(it) for it in inputs]
-    by_source = dict(zip(sources, inputs, strict=True))
-    done = store.done(retry_failed=retry_failed)
-    tasks = []
-    for source, item in by_source.items():
-        if source in done:
-            continue
-        if item.video is None:
-            store.record_failure(Failure(item.id, "", "manifest item has no 'video' path"), source)
-            continue
-        tasks.append({"source": source, "id": item.id, "video": str(Path(item.video).resolve()), "language": language})
+    by_source, tasks = pending_tasks(store, inputs, language, retry_failed)
+    for task in tasks:
+        task["video"] = str(Path(task["video"]).resolve())  # actors on other nodes see absolute paths
 
     bar = tqdm(
         total=len(inputs), initial=len(inputs) - len(tasks), unit="video", desc="extract (ray)", disable=not progress
@@ -144,4 +136,4 @@ def extract_to_dir_ray(
             bar.close()
     else:
         bar.close()
-    return store.write_manifest(sources)
+    return store.write_manifest([source_key(it) for it in inputs])

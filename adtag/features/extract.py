@@ -130,6 +130,24 @@ def merge_extracted(base: Item, result: dict[str, Any]) -> Item:
     )
 
 
+def pending_tasks(
+    store: FeatureStore, inputs: list[Item], language: str | None, retry_failed: bool
+) -> tuple[dict[str, Item], list[dict[str, Any]]]:
+    """Inputs by source key, and one task per video the store has not done yet (an item without a
+    video is recorded as failed here). Shared by the local and Ray engines."""
+    by_source = dict(zip([source_key(it) for it in inputs], inputs, strict=True))
+    done = store.done(retry_failed=retry_failed)
+    tasks = []
+    for source, item in by_source.items():
+        if source in done:
+            continue
+        if item.video is None:
+            store.record_failure(Failure(item.id, "", "manifest item has no 'video' path"), source)
+            continue
+        tasks.append({"source": source, "id": item.id, "video": str(item.video), "language": language})
+    return by_source, tasks
+
+
 def extract_to_dir(
     inputs: list[Item],
     out_dir: str | os.PathLike,
@@ -151,17 +169,9 @@ def extract_to_dir(
     store = FeatureStore(out_dir, config={"encoders": specs})
     store.remove_partial()
     root = str(store.root.resolve())
-    sources = [source_key(it) for it in inputs]
-    done = store.done(retry_failed=retry_failed)
-    by_source = dict(zip(sources, inputs, strict=True))
-    tasks = []
-    for source, item in by_source.items():
-        if source in done:
-            continue
-        if item.video is None:
-            store.record_failure(Failure(item.id, "", "manifest item has no 'video' path"), source)
-            continue
-        tasks.append({"source": source, "id": item.id, "video": str(item.video), "language": language, "root": root})
+    by_source, tasks = pending_tasks(store, inputs, language, retry_failed)
+    for task in tasks:
+        task["root"] = root
 
     from tqdm import tqdm
 
@@ -192,7 +202,7 @@ def extract_to_dir(
             _run_pool(tasks, specs, min(workers, len(tasks)), threads, finish)
     finally:
         bar.close()
-    return store.write_manifest(sources)
+    return store.write_manifest([source_key(it) for it in inputs])
 
 
 def _run_pool(tasks: list[dict[str, Any]], specs: dict[str, str], workers: int, threads: int, finish: Any) -> None:
