@@ -98,6 +98,36 @@ def test_bad_decide_exits_2(trained, tmp_path, capsys, extra, message):
     assert not (tmp_path / "m").exists()
 
 
+def test_decide_with_a_feature_fusion_network_exits_2_before_training(trained, tmp_path, capsys):
+    manifest, _ = trained
+    argv = ["train", str(manifest), "--out", str(tmp_path / "m"), "--quiet", "--fusion", "concat", "--decide", "f1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--fusion concat fuses the features" in err and "stack" in err
+    assert not (tmp_path / "m").exists(), "nothing trained, nothing written"
+
+
+def test_per_group_minimum_per_group_on_the_command_line(decided_model, tmp_path, capsys):
+    manifest, model, tax = decided_model
+    out = tmp_path / "p.json"
+    argv = ["predict", str(model), str(manifest), "--out", str(out), "--decide", "precision=0.99"]
+    argv += ["--min-tags", "0", "--per-group-max", "0"]
+    assert main(argv + ["--per-group-min", "mood=1,place=0"]) == 0
+    groups = {"beach": "place", "city": "place", "food": "thing", "car": "thing", "music": "mood", "sport": "mood"}
+    decided = [e["result"][0]["decided"] for e in json.loads(out.read_text(encoding="utf-8")).values()]
+    assert all(any(groups[t] == "mood" for t in d) for d in decided), "every item has a mood tag"
+    assert any(not any(groups[t] == "place" for t in d) for d in decided), "place is not forced"
+    capsys.readouterr()
+    assert main(argv + ["--per-group-min", "moods=1"]) == 2
+    assert "--per-group-min: no group 'moods'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(argv + ["--per-group-min", "mood=-1"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "narrative=0,scene=1" in capsys.readouterr().out
+
+
 def test_taxonomy_with_an_unknown_tag_exits_2(decided_model, tmp_path, capsys):
     manifest, model, _ = decided_model
     tax = tmp_path / "bad.csv"

@@ -7,7 +7,7 @@ import pytest
 
 from adtag.data.taxonomy import Taxonomy
 from adtag.decisions.calibrate import Calibrator
-from adtag.decisions.decider import Decider, Rules
+from adtag.decisions.decider import Decider, Rules, parse_group_counts
 from adtag.decisions.oof import MeanFusion, fold_ids, system_oof
 from adtag.decisions.rules import apply_rules
 from adtag.decisions.thresholds import Goal, fit_thresholds, parse_goal
@@ -156,6 +156,35 @@ def test_rules_group_cap_minimum_and_parents():
     assert out[0].tolist() == [True, True, True, True, False]
     # item 1: nothing passed; at least one per group: the best of each (dog -> animal implied, blue)
     assert out[1].tolist() == [True, True, False, False, True]
+
+
+def test_per_group_minimum_per_group():
+    """``--per-group-min narrative=0,scene=1``: each group its own minimum (a group many items lack: 0)."""
+    assert parse_group_counts("2") == 2
+    assert parse_group_counts("narrative=0, scene=1") == {"narrative": 0, "scene": 1}
+    assert parse_group_counts("1,narrative=0") == {"*": 1, "narrative": 0}
+    for bad in ("scene=-1", "scene=x", "a=1,a=2", "=1"):
+        with pytest.raises(AdtagError):
+            parse_group_counts(bad)
+    tax = Taxonomy.parse(["a,g1", "b,g1", "c,g2", "d,g2", "e,g3"])
+    tags = ["a", "b", "c", "d", "e"]
+    groups, names = tax.group_index(tags)
+    scores = np.full((2, 5), 0.1)
+    scores[:, [1, 2, 4]] = 0.2
+    none = np.zeros_like(scores, bool)
+    for spec, want in [
+        ("g2=1", [False, False, True, False, False]),
+        ("1,g1=0", [False, False, True, False, True]),
+        ("g1=2,g3=1", [True, True, False, False, True]),
+    ]:
+        mins = Rules(tax, per_group_min=parse_group_counts(spec)).group_mins(names)
+        out = apply_rules(scores, none, groups, per_group_min=mins)
+        assert out[0].tolist() == want, spec
+    with pytest.raises(AdtagError, match=r"--per-group-min: no group 'scenes'.*groups: g1, g2, g3"):
+        Rules(tax, per_group_min={"scenes": 1}).group_mins(names)
+    # Stored and read back as it was given.
+    back = Rules.from_json(Rules(tax, per_group_min={"*": 1, "g1": 0}).to_json())
+    assert back.per_group_min == {"*": 1, "g1": 0}
 
 
 def test_per_group_metrics():

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from adtag.commands._common import add_data_options, load_training_data, setup
-from adtag.decisions.cli import add_decide_options, fit_for_training  # numpy only
+from adtag.decisions.cli import add_decide_options, check_training_options, fit_for_training  # numpy only
 from adtag.models.fusions import FUSIONS  # the registry alone: numpy, no torch or scikit-learn
 
 # The rest of the model layer is imported by run(): torch and scikit-learn take seconds to load,
@@ -44,6 +44,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     setup(args)
+    check_training_options(args)  # a --decide that cannot work fails before any training
     from adtag.features.store import manifest_encoders
     from adtag.models.tagger import Tagger, TrainConfig
 

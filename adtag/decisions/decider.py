@@ -58,11 +58,29 @@ def normalise_groups(scores: np.ndarray, exclusive: np.ndarray | None) -> np.nda
     return out
 
 
+def parse_group_counts(text: str) -> int | dict[str, int]:
+    """``--per-group-min``: ``N`` for every group, or ``GROUP=N,...`` with an optional plain ``N`` as the
+    value of the groups not named (``1,narrative=0``); each count 0 or more."""
+    out: dict[str, int] = {}
+    for part in (p.strip() for p in str(text).split(",")):
+        name, eq, val = part.rpartition("=") if "=" in part else ("*", "=", part)
+        name = name.strip()
+        try:
+            n = int(val)
+        except ValueError:
+            raise AdtagError(f"{text!r}: expected N or GROUP=N[,GROUP=N...], got {part!r}") from None
+        if n < 0 or not name or name in out:
+            raise AdtagError(f"{text!r}: {part!r}: counts must be 0 or more, each group named once")
+        out[name] = n
+    return out["*"] if list(out) == ["*"] else out
+
+
 @dataclass
 class Rules:
     taxonomy: Taxonomy | None = None
     per_group_max: int | None = None
-    per_group_min: int = 0
+    # One number for every group, or {group: N} ("*": the groups not named).
+    per_group_min: int | dict[str, int] = 0
     # Every training item has a tag, so under the f1 goal every item gets at least its best one;
     # a precision or recall goal is kept as asked (None: 1 for f1, else 0).
     min_tags: int | None = None
@@ -78,7 +96,22 @@ class Rules:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Rules:
         tax = Taxonomy.from_json(obj["taxonomy"]) if obj.get("taxonomy") else None
-        return cls(tax, obj.get("per_group_max"), int(obj.get("per_group_min") or 0), obj.get("min_tags"))
+        pg_min = obj.get("per_group_min") or 0
+        pg_min = {str(k): int(v) for k, v in pg_min.items()} if isinstance(pg_min, dict) else int(pg_min)
+        return cls(tax, obj.get("per_group_max"), pg_min, obj.get("min_tags"))
+
+    def group_mins(self, names: list[str]) -> np.ndarray | int:
+        """``per_group_min`` as one number or an array over ``names``; a group the taxonomy lacks is an error."""
+        if not isinstance(self.per_group_min, dict):
+            return int(self.per_group_min)
+        unknown = sorted(set(self.per_group_min) - set(names) - {"*"})
+        if unknown:
+            source = self.taxonomy.source if self.taxonomy else "no taxonomy"
+            raise AdtagError(
+                f"--per-group-min: no group {', '.join(map(repr, unknown))} in {source} (groups: {', '.join(names)})"
+            )
+        default = self.per_group_min.get("*", 0)
+        return np.array([self.per_group_min.get(g, default) for g in names], dtype=np.int64)
 
 
 @dataclass
@@ -163,7 +196,7 @@ class Decider:
 
     def decide_calibrated(self, cal: np.ndarray) -> np.ndarray:
         tax = self.rules.taxonomy
-        groups = tax.group_index(self.tags)[0] if tax else None
+        groups, names = tax.group_index(self.tags) if tax else (None, [])
         parents = tax.parent_index(self.tags) if tax else None
         return apply_rules(
             cal,
@@ -171,7 +204,7 @@ class Decider:
             groups,
             parents,
             self.rules.per_group_max,
-            self.rules.per_group_min,
+            self.rules.group_mins(names),
             self.min_tags,
         )
 

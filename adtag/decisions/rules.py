@@ -1,7 +1,8 @@
 """Decisions from thresholds plus the taxonomy's rules.
 
 Order: per-tag thresholds; then, per group, at most ``per_group_max`` tags (the highest
-scores) and at least ``per_group_min`` (the group's best tags are added); then an item with
+scores) and at least ``per_group_min`` (the group's best tags are added; one number for every
+group, or an array with each group's own minimum, e.g. 0 for a group that many items lack); then an item with
 fewer than ``min_tags`` decided tags gets its best ones; then every decided tag implies its
 parent, grandparent, ... (a parent is never removed by the group cap).
 """
@@ -17,13 +18,17 @@ def apply_rules(
     groups: np.ndarray | None = None,
     parents: np.ndarray | None = None,
     per_group_max: int | None = None,
-    per_group_min: int = 0,
+    per_group_min: int | np.ndarray = 0,
     min_tags: int = 0,
 ) -> np.ndarray:
-    """``decided`` (n, L) bool from thresholds -> decided after the group rules and parents."""
+    """``decided`` (n, L) bool from thresholds -> decided after the group rules and parents.
+
+    ``per_group_min`` is one number, or an array indexed by group number (``groups``' values).
+    """
     out = np.array(decided, dtype=bool, copy=True)
     scores = np.asarray(scores)
-    if groups is not None and (per_group_max or per_group_min):
+    mins = np.asarray(per_group_min, dtype=np.int64)
+    if groups is not None and (per_group_max or mins.any()):
         for g in np.unique(groups[groups >= 0]):
             cols = np.flatnonzero(groups == g)
             sub = scores[:, cols]
@@ -34,8 +39,9 @@ def apply_rules(
                 drank = np.where(d, rank, np.iinfo(np.int64).max)
                 order = np.argsort(np.argsort(drank, axis=1, kind="stable"), axis=1)
                 d &= order < per_group_max
-            if per_group_min:
-                d |= rank < min(per_group_min, cols.size)
+            g_min = int(mins) if mins.ndim == 0 else int(mins[g])
+            if g_min:
+                d |= rank < min(g_min, cols.size)
             out[:, cols] = d
     if min_tags:
         # An item short of min_tags decided tags gets its best-scored ones.
