@@ -1,13 +1,19 @@
 """Decisions on real multi-label data: calibration, per-tag thresholds for a goal, the label audit.
 
-Each set is split 80/20 (seeded); adtag's default stacker is trained on the 80%, the decision
-layer is fitted on the whole system's out-of-fold scores of those training items, and every
-figure below is measured on the 20% held out.
+Quality figures are pooled over an outer K-fold (default 5): for each fold adtag's default
+stacker is trained on the other folds, the decision layer is fitted on the whole system's
+out-of-fold scores of those training items, and the fold's items are scored; every item is held
+out exactly once. The decision layer before this pass (per-tag Platt + isotonic always, counted
+precision/recall cuts) is refitted on the same arrays as the reference.
 
-    python benchmarks/bench_decide.py [--sets emotions,yeast,...] [--audit yeast] [--cache DIR]
+    python benchmarks/bench_decide.py --cache DIR [--sets emotions,yeast,...] [--folds 5]
+    python benchmarks/bench_decide.py --cache DIR --sets "" --taac WORKDIR
+    python benchmarks/bench_decide.py --cache DIR --sets "" --audit yeast
 
-``--cache DIR`` keeps each set's out-of-fold and held-out score arrays (npz), so a re-run only
-re-fits the decision layer. ``--audit SET`` corrupts SET's training labels (drops 10% of the
+``--cache DIR`` keeps each fold's out-of-fold and held-out score arrays (npz), so a re-run only
+re-fits the decision layer. ``--taac WORKDIR``: the real TAAC tags of 5,000 videos as a task (the
+presentation and style tags are the input text, all 82 tags the labels), trained and evaluated
+per taxonomy group with the CLI. ``--audit SET`` corrupts SET's training labels (drops 10% of the
 true tags, adds 5% wrong ones), trains, audits, then fixes the audit's top N and retrains.
 """
 
@@ -20,6 +26,7 @@ import platform
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +38,8 @@ from adtag.data.manifest import Item  # noqa: E402
 from adtag.data.vocab import Vocabulary  # noqa: E402
 from adtag.decisions.decider import Decider  # noqa: E402
 from adtag.decisions.fit import tagger_oof_scores  # noqa: E402
+from adtag.decisions.oof import fold_ids  # noqa: E402
+from adtag.decisions.thresholds import fit_thresholds, parse_goal  # noqa: E402
 from adtag.metrics import decision_scores, expected_calibration_error, gap_at_k  # noqa: E402
 from adtag.models.tagger import Tagger, TrainConfig  # noqa: E402
 from benchmarks.datasets import LOADERS  # noqa: E402
@@ -48,6 +57,35 @@ def split(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(seed).permutation(n)
     k = int(0.8 * n)
     return perm[:k], perm[k:]
+
+
+def outer_split(n: int, fold: int, folds: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Fold ``fold`` of an outer K-fold over the same permutation as ``split`` (the last fold is
+    ``split``'s 20%): every item is held out exactly once across the folds."""
+    perm = np.random.default_rng(seed).permutation(n)
+    lo, hi = fold * n // folds, (fold + 1) * n // folds
+    return np.concatenate([perm[:lo], perm[hi:]]), perm[lo:hi]
+
+
+def outer_arrays(name: str, fold: int, cache: Path, folds: int = 5) -> dict:
+    """Cached (or computed) out-of-fold scores on fold ``fold``'s training items and raw scores on its
+    held-out items, with both label matrices and the held-out positions."""
+    items = LOADERS[name]()
+    vocab = Vocabulary.from_items([it.tags for it in items])
+    tr, te = outer_split(len(items), fold, folds)
+    train, test = [items[i] for i in tr], [items[i] for i in te]
+    Ytr, Yte = vocab.encode([it.tags for it in train]), vocab.encode([it.tags for it in test])
+    f = cache / (f"{name}.npz" if fold == folds - 1 else f"{name}_outer{fold}.npz")
+    if f.is_file():
+        z = np.load(f)
+        oof, raw, wall, cpu = z["oof"], z["raw"], None, None
+    else:
+        t0, c0 = time.time(), cpu_seconds()
+        oof, raw, _, _ = train_scores(train, test, vocab)
+        wall, cpu = time.time() - t0, cpu_seconds() - c0
+        f.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(f, oof=oof, raw=raw)
+    return {"oof": oof, "raw": raw, "Ytr": Ytr, "Yte": Yte, "te": te, "tags": vocab.tags, "wall_s": wall, "cpu_s": cpu}
 
 
 def train_scores(train: list[Item], test: list[Item], vocab: Vocabulary, seed: int = 0, oof: bool = True):
@@ -71,65 +109,130 @@ def topk(scores: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def quality(name: str, cache: Path | None) -> dict:
-    items = LOADERS[name]()
-    vocab = Vocabulary.from_items([it.tags for it in items])
-    tr, te = split(len(items))
-    train, test = [items[i] for i in tr], [items[i] for i in te]
-    Ytr, Yte = vocab.encode([it.tags for it in train]), vocab.encode([it.tags for it in test])
-    f = cache / f"{name}.npz" if cache else None
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if not n:
+        return (0.0, 1.0)
+    p = hits / n
+    c, m = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return ((c - m) / (1 + z * z / n), (c + m) / (1 + z * z / n))
+
+
+def goal_row(decided: np.ndarray, Y: np.ndarray) -> dict:
+    r = decision_scores(decided, Y)
+    tp, n = int((decided & (Y > 0)).sum()), int(decided.sum())
+    lo, hi = wilson_interval(tp, n)
+    return {**r, "decided_pairs": n, "precision_ci95": [round(lo, 4), round(hi, 4)]}
+
+
+# The decision layer before issue 13's second pass, refitted in the same run as the reference:
+# per-tag Platt + pooled isotonic always, and precision/recall cuts on the counted rates alone.
+BEFORE = {"calibration": "tag-platt+isotonic", "z": 0.0, "m": 0.0}
+
+
+def fit_layer(oof: np.ndarray, Ytr: np.ndarray, tags: list[str], before: bool) -> Decider:
+    return Decider.fit(oof, Ytr, tags, "f1", calibration=BEFORE["calibration"] if before else "auto")
+
+
+def goal_decisions(d: Decider, goal: str, raw: np.ndarray, before: bool) -> np.ndarray:
+    if not before:
+        return d.with_goal(goal).decide(raw)[1]
+    g = parse_goal(goal)
+    th = fit_thresholds(d.calibrate(d.oof_scores), d.oof_truth, g, d.min_positives, z=BEFORE["z"], m=BEFORE["m"])
+    return replace(d, thresholds=th).decide(raw)[1]
+
+
+def cross_fitted_ece(oof: np.ndarray, Ytr: np.ndarray, tags: list[str], before: bool) -> float:
+    """The calibration step alone, on the out-of-fold scores of the training items: fitted on 4/5 of
+    them, measured on the other fifth, pooled (no shift between out-of-fold and final scores)."""
+    fold = fold_ids(len(oof), 5, 99)
+    cal = np.zeros_like(oof, dtype=np.float32)
+    for k in range(5):
+        d = fit_layer(oof[fold != k], Ytr[fold != k], tags, before)
+        cal[fold == k] = d.calibrate(oof[fold == k])
+    return expected_calibration_error(cal, Ytr)
+
+
+def cached_folds(name: str, cache: Path, folds: int) -> list[int]:
+    return [
+        k for k in range(folds) if (cache / (f"{name}.npz" if k == folds - 1 else f"{name}_outer{k}.npz")).is_file()
+    ]
+
+
+def quality(name: str, cache: Path, folds: int = 5, cached_only: bool = False) -> dict:
+    """Every figure pooled over an outer K-fold: each item is held out once, scored by a system
+    (and a decision layer) fitted on the other folds. ``cached_only``: the folds whose arrays are
+    in the cache only (reported as ``outer_folds_used``)."""
     t0, c0 = time.time(), cpu_seconds()
-    if f is not None and f.is_file():
-        z = np.load(f)
-        oof, raw = z["oof"], z["raw"]
-        trained = "cached"
-    else:
-        oof, raw, _, _ = train_scores(train, test, vocab)
-        if f is not None:
-            f.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(f, oof=oof, raw=raw)
-        trained = "trained"
-    t_train, c_train = time.time() - t0, cpu_seconds() - c0
-    t0 = time.time()
-    d = Decider.fit(oof, Ytr, vocab.tags, "f1")
-    cal, dec, review = d.decide(raw)
-    t_fit = time.time() - t0
-    k = max(1, int(round(Ytr.sum(1).mean())))
-    rows = {
-        "decide f1": decision_scores(dec, Yte),
-        "global 0.5": decision_scores(raw >= 0.5, Yte),
-        f"top-{k}": decision_scores(topk(raw, k), Yte),
-    }
-    goals = {}
-    for g in ("precision=0.9", "recall=0.8"):
-        dg = d.with_goal(g)
-        r = decision_scores(dg.decide(raw)[1], Yte)
-        goals[g] = {
-            "held_out": r,
-            "oof": dg.metrics["oof_decisions"],
-            "tags_never_decided": dg.metrics["tags_never_decided"],
-        }
-    return {
+    use = cached_folds(name, cache, folds) if cached_only else list(range(folds))
+    parts = [outer_arrays(name, k, cache, folds) for k in use]
+    trained = [(p["wall_s"], p["cpu_s"]) for p in parts if p["wall_s"] is not None]
+    tags = parts[0]["tags"]
+    t_fit = time.time()
+    pooled: dict[str, list] = {}
+
+    def add(key: str, value: np.ndarray) -> None:
+        pooled.setdefault(key, []).append(value)
+
+    chosen, ece_folds = [], []
+    for p in parts:
+        oof, raw, Ytr, Yte = p["oof"], p["raw"], p["Ytr"], p["Yte"]
+        add("raw", raw)
+        add("Y", Yte)
+        k = max(1, int(round(Ytr.sum(1).mean())))
+        add("global 0.5", raw >= 0.5)
+        add("top-k", topk(raw, k))
+        for before in (True, False):
+            tag = "before" if before else "after"
+            d = fit_layer(oof, Ytr, tags, before)
+            cal, dec, _ = d.decide(raw)
+            add(f"cal {tag}", cal)
+            add(f"f1 {tag}", dec)
+            for goal in ("precision=0.9", "recall=0.8"):
+                add(f"{goal} {tag}", goal_decisions(d, goal, raw, before))
+            if not before:
+                chosen.append(d.calibrator.method_)
+                ece_folds.append(round(expected_calibration_error(cal, Yte), 4))
+    P = {key: np.concatenate(v) for key, v in pooled.items()}
+    Y = P["Y"]
+    last = parts[-1]
+    out = {
         "set": name,
-        "items": len(items),
-        "tags": len(vocab),
-        "train": len(train),
-        "held_out": len(test),
-        "mean_tags_train": float(Ytr.sum(1).mean()),
-        "ece_before": expected_calibration_error(raw, Yte),
-        "ece_after": expected_calibration_error(cal, Yte),
-        "ece_noise_floor": ece_floor(cal),
-        "gap_before": gap_at_k(raw, Yte),
-        "gap_after": gap_at_k(cal, Yte),
-        "review_per_item": float(review.sum(1).mean()),
-        "decisions": rows,
-        "goals": goals,
-        "tags_with_own_threshold": d.metrics["tags_with_own_threshold"],
-        "scores": trained,
-        "train_wall_s": round(t_train, 1),
-        "train_cpu_s": round(c_train, 1),
-        "decision_fit_s": round(t_fit, 2),
+        "items": int(len(Y)),
+        "tags": len(tags),
+        "outer_folds": folds,
+        "outer_folds_used": len(use),
+        "mean_tags": float(Y.sum(1).mean()),
+        "ece_raw": expected_calibration_error(P["raw"], Y),
+        "ece_before": expected_calibration_error(P["cal before"], Y),
+        "ece_after": expected_calibration_error(P["cal after"], Y),
+        "ece_noise_floor": ece_floor(P["cal after"]),
+        "ece_after_per_fold": ece_folds,
+        "ece_single_fold_noise_floor": ece_floor(parts[-1]["raw"]),
+        "ece_cross_fitted_before": cross_fitted_ece(last["oof"], last["Ytr"], tags, True),
+        "ece_cross_fitted_after": cross_fitted_ece(last["oof"], last["Ytr"], tags, False),
+        "calibration_chosen": chosen,
+        "gap_raw": gap_at_k(P["raw"], Y),
+        "gap_before": gap_at_k(P["cal before"], Y),
+        "gap_after": gap_at_k(P["cal after"], Y),
+        "decisions": {
+            "decide f1 (before)": decision_scores(P["f1 before"], Y),
+            "decide f1": decision_scores(P["f1 after"], Y),
+            "global 0.5": decision_scores(P["global 0.5"], Y),
+            "top-k": decision_scores(P["top-k"], Y),
+        },
+        "goals": {
+            f"{goal} ({tag})": goal_row(P[f"{goal} {tag}"], Y)
+            for goal in ("precision=0.9", "recall=0.8")
+            for tag in ("before", "after")
+        },
+        "scores": "trained" if trained else "cached",
+        "train_wall_s": round(sum(t for t, _ in trained), 1),
+        "train_cpu_s": round(sum(c for _, c in trained), 1),
+        "decision_fit_s": round(time.time() - t_fit, 2),
+        "wall_s": round(time.time() - t0, 1),
+        "cpu_s": round(cpu_seconds() - c0, 1),
     }
+    return out
 
 
 def corrupt(Y: np.ndarray, drop: float, add: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -216,25 +319,118 @@ def audit(name: str, top: int = 200, cache: Path | None = None) -> dict:
     }
 
 
-def markdown(quality_rows: list[dict], audit_rows: list[dict]) -> str:
-    out = [
-        "| set | items | tags | ECE before -> after | GAP before -> after | macro F1: decide f1 / 0.5 / top-k | "
-        "micro F1: decide f1 / 0.5 / top-k | precision=0.9: P, R held-out | recall=0.8: R, P held-out |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+TAAC_INPUT = {"呈现": "presentation", "风格": "style"}  # dimensions given as input text (their tags)
+
+
+def taac_manifests(root: Path, seed: int = 0) -> tuple[Path, Path, Path, dict]:
+    """Real TAAC tags as a task: each video's presentation and style tags are its input text (two
+    text modalities), all 82 tags are its labels; 80/20 split of the 5,000 videos (seeded)."""
+    labels = datasets_shared() / "data" / "taac2021" / "labels"
+    dim = {}
+    for line in (labels / "label_dimension.csv").read_text(encoding="utf-8").splitlines():
+        parts = line.split(",")
+        if len(parts) >= 3:
+            dim[parts[0]] = parts[2]
+    rows = []
+    for line in (labels / "tagging_info_train5k.txt").read_text(encoding="utf-8").splitlines():
+        vid, _, tags = line.partition("\t")
+        tags = [t for t in tags.split(",") if t]
+        if not tags:
+            continue
+        text = {m: " ".join(t for t in tags if dim.get(t) == d) for d, m in TAAC_INPUT.items()}
+        rows.append({"id": vid.removesuffix(".mp4"), "tags": tags, "text": {k: v for k, v in text.items() if v}})
+    perm = np.random.default_rng(seed).permutation(len(rows))
+    cut = int(0.8 * len(rows))
+    root.mkdir(parents=True, exist_ok=True)
+    train, test = root / "train.jsonl", root / "test.jsonl"
+    for path, idx in ((train, perm[:cut]), (test, perm[cut:])):
+        path.write_text("".join(json.dumps(rows[i], ensure_ascii=False) + "\n" for i in idx), encoding="utf-8")
+    cover = {d: float(np.mean([any(dim.get(t) == d for t in r["tags"]) for r in rows])) for d in set(dim.values())}
+    return train, test, labels / "label_dimension.csv", {"videos": len(rows), "train": cut, "group_coverage": cover}
+
+
+def taac(root: Path) -> dict:
+    """``adtag train --decide f1 --taxonomy``, ``predict --decide``, ``evaluate --taxonomy`` on the task above."""
+    from adtag.cli import main as adtag
+
+    train, test, tax, info = taac_manifests(root)
+    model, pred = root / "model", root / "pred.json"
+    t0, c0 = time.time(), cpu_seconds()
+    argv = ["train", str(train), "--out", str(model), "--quiet", "--decide", "f1", "--taxonomy", str(tax)]
+    assert adtag(argv + ["--per-group-min", "1,叙述=0"]) == 0
+    t_train, c_train = time.time() - t0, cpu_seconds() - c0
+    assert adtag(["predict", str(model), str(test), "--out", str(pred), "--decide"]) == 0
+    out = root / "eval.json"
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert adtag(["evaluate", str(pred), str(test), "--json", "--taxonomy", str(tax)]) == 0
+    res = json.loads(buf.getvalue())
+    out.write_text(json.dumps(res, ensure_ascii=False, indent=2), encoding="utf-8")
+    return {
+        **info,
+        "input_groups": list(TAAC_INPUT),
+        "gap": res.get("gap"),
+        "decisions": res.get("decisions"),
+        "per_group": res.get("per_group"),
+        "train_wall_s": round(t_train, 1),
+        "train_cpu_s": round(c_train, 1),
+    }
+
+
+def datasets_shared() -> Path:
+    from benchmarks.datasets import shared_dir
+
+    return shared_dir()
+
+
+def markdown(quality_rows: list[dict], audit_rows: list[dict], taac_rows: list[dict] | None = None) -> str:
+    out = []
+    if quality_rows:
+        out += [
+            "| set | items (outer folds) | ECE raw / before / **after** (noise floor) | ECE cross-fitted before -> "
+            "after | GAP raw / before / after | macro F1: decide f1 before / after / 0.5 / top-k | "
+            "precision=0.9 before: P [95% CI], R | after: P [95% CI], R | recall=0.8 before: R, P | after: R, P |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for r in quality_rows:
-        k = [key for key in r["decisions"] if key.startswith("top-")][0]
-        dd = r["decisions"]
-        p9 = r["goals"]["precision=0.9"]["held_out"]
-        r8 = r["goals"]["recall=0.8"]["held_out"]
+        dd, g = r["decisions"], r["goals"]
+
+        def pr(key: str, g: dict = g) -> str:
+            x = g[key]
+            lo, hi = x["precision_ci95"]
+            return f"{x['micro_precision']:.3f} [{lo:.3f}, {hi:.3f}], {x['micro_recall']:.3f}"
+
+        def rp(key: str, g: dict = g) -> str:
+            return f"{g[key]['micro_recall']:.3f}, {g[key]['micro_precision']:.3f}"
+
         out.append(
-            f"| {r['set']} | {r['items']} | {r['tags']} | {r['ece_before']:.4f} -> {r['ece_after']:.4f} "
-            f"({r['ece_noise_floor']:.4f}) | "
-            f"{r['gap_before']:.4f} -> {r['gap_after']:.4f} | **{dd['decide f1']['macro_f1']:.4f}** / "
-            f"{dd['global 0.5']['macro_f1']:.4f} / {dd[k]['macro_f1']:.4f} ({k}) | {dd['decide f1']['micro_f1']:.4f} / "
-            f"{dd['global 0.5']['micro_f1']:.4f} / {dd[k]['micro_f1']:.4f} | {p9['micro_precision']:.3f}, "
-            f"{p9['micro_recall']:.3f} | {r8['micro_recall']:.3f}, {r8['micro_precision']:.3f} |"
+            f"| {r['set']} | {r['items']} ({r['outer_folds_used']} of {r['outer_folds']}) | {r['ece_raw']:.4f} / {r['ece_before']:.4f} / "
+            f"**{r['ece_after']:.4f}** ({r['ece_noise_floor']:.4f}) | {r['ece_cross_fitted_before']:.4f} -> "
+            f"{r['ece_cross_fitted_after']:.4f} | {r['gap_raw']:.4f} / {r['gap_before']:.4f} / {r['gap_after']:.4f} | "
+            f"{dd['decide f1 (before)']['macro_f1']:.4f} / {dd['decide f1']['macro_f1']:.4f} / "
+            f"{dd['global 0.5']['macro_f1']:.4f} / {dd['top-k']['macro_f1']:.4f} | "
+            f"{pr('precision=0.9 (before)')} | {pr('precision=0.9 (after)')} | "
+            f"{rp('recall=0.8 (before)')} | {rp('recall=0.8 (after)')} |"
         )
+    for t in taac_rows or []:
+        out += [
+            "",
+            f"TAAC tags as a task ({t['videos']} videos, {t['train']} train): input = the tags of "
+            f"{' + '.join(t['input_groups'])}; GAP@20 {t['gap']:.4f}; decided micro F1 "
+            f"{t['decisions']['micro_f1']:.4f}, macro F1 {t['decisions']['macro_f1']:.4f}",
+            "",
+            "| group | tags | items with one | GAP@20 | hit@1 | micro F1 | macro F1 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for grp, row in t["per_group"].items():
+            given = " (given as input)" if grp in t["input_groups"] else ""
+            out.append(
+                f"| {grp}{given} | {row['n_tags']} | {row['n_items']} | {row['gap']:.4f} | {row['hit1']:.4f} | "
+                f"{row.get('micro_f1', float('nan')):.4f} | {row.get('macro_f1', float('nan')):.4f} |"
+            )
     for a in audit_rows:
         out.append("")
         out.append(
@@ -251,7 +447,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default=",".join(DEFAULT_SETS))
     ap.add_argument("--audit", default="", help="comma-separated sets for the corrupted-label audit")
-    ap.add_argument("--cache", type=Path, default=None, help="folder for score arrays (reused when present)")
+    ap.add_argument("--cache", type=Path, required=True, help="folder for score arrays (reused when present)")
+    ap.add_argument("--folds", type=int, default=5, help="outer folds of the quality figures (default: 5)")
+    ap.add_argument("--cached-only", action="store_true", help="pool only the outer folds already in the cache")
+    ap.add_argument("--taac", type=Path, default=None, help="work folder: run the TAAC real-tags task there")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -259,8 +458,11 @@ def main() -> int:
     load_before = os.getloadavg()
     q = []
     for name in [s for s in args.sets.split(",") if s]:
-        q.append(quality(name, args.cache))
+        q.append(quality(name, args.cache, args.folds, args.cached_only))
         print(json.dumps({k: v for k, v in q[-1].items() if k not in ("decisions", "goals")}), flush=True)
+    t = [taac(args.taac)] if args.taac else []
+    if t:
+        print(json.dumps(t[-1], ensure_ascii=False), flush=True)
     a = []
     for name in [s for s in args.audit.split(",") if s]:
         a.append(audit(name, cache=args.cache))
@@ -275,10 +477,11 @@ def main() -> int:
         "cpus": os.cpu_count(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "decide" if q else "decide_audit"
-    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "quality": q, "audit": a}, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(q, a))
-    print(markdown(q, a))
+    stem = "decide" if q else "decide_taac" if t else "decide_audit"
+    body = {"meta": meta, "quality": q, "taac": t, "audit": a}
+    (args.out / f"{stem}.json").write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (args.out / f"{stem}.md").write_text(markdown(q, a, t), encoding="utf-8")
+    print(markdown(q, a, t))
     return 0
 
 

@@ -91,6 +91,54 @@ def test_thresholds_reach_their_goal_on_new_data():
     assert f1 > half
 
 
+def test_precision_goal_is_conservative_where_the_empirical_cut_falls_short():
+    """On 400 fitting items the lowest cut whose counted precision reaches 0.9 lands where the noisy
+    precision curve last touched 0.9: on new items it falls short. The confidence bound does not."""
+    got = {"counted": [], "default": []}
+    for seed in range(10):
+        s, y, _ = miscalibrated(n=400, seed=100 + seed)
+        s_new, y_new, _ = miscalibrated(n=20000, seed=200 + seed)
+        cal = Calibrator(method="platt").fit(s, y)
+        c, c_new = cal.transform(s), cal.transform(s_new)
+        for key, kw in (("counted", {"z": 0.0, "m": 0.0}), ("default", {})):
+            th = fit_thresholds(c, y, Goal("precision", 0.9), **kw)
+            got[key].append(decision_scores(th.decide(c_new), y_new)["micro_precision"])
+    assert np.mean(got["counted"]) < 0.88
+    assert 0.9 <= np.mean(got["default"]) <= 0.94 and min(got["default"]) > 0.85
+
+
+def test_wilson_lower_bound():
+    from adtag.decisions.thresholds import wilson_lower
+
+    np.testing.assert_allclose(wilson_lower(np.array([9.0]), np.array([10.0]), 0.0), [0.9])
+    lb = wilson_lower(np.array([9.0, 90.0, 900.0]), np.array([10.0, 100.0, 1000.0]), 1.0)
+    assert np.all(lb < 0.9) and np.all(np.diff(lb) > 0) and lb[-1] > 0.89
+
+
+def test_auto_calibration_keeps_the_default_map_unless_another_is_clearly_better(tmp_path):
+    from adtag.decisions import calibrate
+
+    rng = np.random.default_rng(20)
+    q = 1 / (1 + np.exp(-rng.normal(-1.5, 1.5, size=(3000, 6))))
+    y = rng.random(q.shape) < q
+    np.testing.assert_allclose(Calibrator(method="identity").fit(q, y).transform(q), q, atol=1e-4)
+    s, y2, _ = miscalibrated(seed=21)
+    for scores, truth in ((q, y), (s, y2), (q[:150], y[:150])):
+        cal = Calibrator().fit(scores, truth)
+        assert set(cal.cv_ece_) == set(calibrate.METHODS)
+        assert cal.method_ == calibrate.DEFAULT or cal.cv_ece_[cal.method_] < cal.cv_ece_[calibrate.DEFAULT]
+    # Over-confident by one slope for all tags: the pooled Platt fit is as good as the richest map and
+    # simpler; with the richest map's margin removed, the lowest cross-validated ECE wins.
+    wide = 1 / (1 + np.exp(-3 * np.log(q / (1 - q))))
+    cal = Calibrator().fit(wide, y)
+    assert cal.cv_ece_["identity"] > 5 * cal.cv_ece_[cal.method_]
+    # The choice is stored with the decision layer and read back.
+    tags = [f"t{j}" for j in range(6)]
+    Decider.fit(wide, y, tags, "f1").save(tmp_path)
+    back = Decider.load(tmp_path)
+    assert back.calibrator.method_ == cal.method_ and back.metrics["calibration"] == cal.method_
+
+
 def test_rare_tags_share_a_pooled_threshold():
     s, y, _ = miscalibrated(n=2000, L=5, seed=6)
     y = y.copy()

@@ -142,6 +142,7 @@ class Decider:
         band: float = 0.1,
         min_positives: int = 10,
         prior: float = 10.0,
+        calibration: str = "auto",
     ) -> Decider:
         goal = parse_goal(goal) if isinstance(goal, str) else goal
         rules = rules or Rules()
@@ -149,7 +150,7 @@ class Decider:
             rules.taxonomy.check_vocabulary(tags)
         groups = rules.taxonomy.group_index(list(tags))[0] if rules.taxonomy else np.zeros(len(tags), np.int64)
         exclusive = single_choice_groups(np.asarray(truth) > 0, groups)
-        cal = Calibrator(prior=prior).fit(normalise_groups(oof_scores, exclusive), truth)
+        cal = Calibrator(prior=prior, method=calibration).fit(normalise_groups(oof_scores, exclusive), truth)
         self = cls(
             tags=list(tags),
             calibrator=cal,
@@ -184,6 +185,8 @@ class Decider:
             "goal": str(goal),
             "oof_ece_before": round(expected_calibration_error(self.oof_scores, self.oof_truth), 5),
             "oof_ece_after": round(expected_calibration_error(cal, self.oof_truth), 5),
+            "calibration": self.calibrator.method_,
+            "calibration_cv_ece": self.calibrator.cv_ece_,
             "oof_decisions": {k: round(v, 4) for k, v in decision_scores(decided, self.oof_truth).items()},
             "tags_with_own_threshold": int(th.own.sum()),
             "tags_never_decided": int((~np.isfinite(th.values)).sum()),
@@ -254,6 +257,8 @@ class Decider:
             "rules": self.rules.to_json(),
             "min_positives": self.min_positives,
             "calibration_prior": self.calibrator.prior,
+            "calibration_method": self.calibrator.method_,
+            "calibration_cv_ece": self.calibrator.cv_ece_,
             "oof_ids": self.oof_ids,
             "metrics": self.metrics,
         }
@@ -278,6 +283,8 @@ class Decider:
                 {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("calibration/")}
             )
             cal.prior = float(meta.get("calibration_prior", 10.0))
+            cal.method_ = str(meta.get("calibration_method", "tag-platt+isotonic"))
+            cal.cv_ece_ = dict(meta.get("calibration_cv_ece") or {})
             th_meta = meta["thresholds"]
             pooled = th_meta.get("pooled")
             th = Thresholds(
