@@ -407,7 +407,8 @@ def markdown(quality_rows: list[dict], audit_rows: list[dict], taac_rows: list[d
             return f"{g[key]['micro_recall']:.3f}, {g[key]['micro_precision']:.3f}"
 
         out.append(
-            f"| {r['set']} | {r['items']} ({r['outer_folds_used']} of {r['outer_folds']}) | {r['ece_raw']:.4f} / {r['ece_before']:.4f} / "
+            f"| {r['set']} | {r['items']} ({r['outer_folds_used']} of {r['outer_folds']}) | "
+            f"{r['ece_raw']:.4f} / {r['ece_before']:.4f} / "
             f"**{r['ece_after']:.4f}** ({r['ece_noise_floor']:.4f}) | {r['ece_cross_fitted_before']:.4f} -> "
             f"{r['ece_cross_fitted_after']:.4f} | {r['gap_raw']:.4f} / {r['gap_before']:.4f} / {r['gap_after']:.4f} | "
             f"{dd['decide f1 (before)']['macro_f1']:.4f} / {dd['decide f1']['macro_f1']:.4f} / "
