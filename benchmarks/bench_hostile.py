@@ -402,6 +402,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=6, help="each quick hostile input is repeated this long")
     ap.add_argument("--clip", default="2x320x240", help="memory-run clips: SECONDSxWIDTHxHEIGHT (default: 2x320x240)")
     ap.add_argument("--part", choices=["inputs", "memory", "all"], default="all", help="what to run (default: all)")
+    ap.add_argument(
+        "--shipped-only", action="store_true", help="memory: only the allocator as shipped (skip glibc's default)"
+    )
     ap.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/hostile_<part>.json")
     args = ap.parse_args()
 
@@ -421,17 +424,13 @@ def main() -> int:
         sec, w, h = args.clip.split("x")
         clip = (float(sec), int(w), int(h))
         result["memory"] = [
-            memory_run(model_dir, work, "adtag (2 arenas + malloc_trim)", args.uploads, args.upload_minutes, ENV, clip),
-            memory_run(
-                model_dir,
-                work,
-                "glibc default",
-                args.uploads,
-                args.upload_minutes,
-                {**ENV, "ADTAG_MALLOC": "default"},
-                clip,
-            ),
+            memory_run(model_dir, work, "adtag (2 arenas + malloc_trim)", args.uploads, args.upload_minutes, ENV, clip)
         ]
+        if not args.shipped_only:
+            default_env = {**ENV, "ADTAG_MALLOC": "default"}
+            result["memory"].append(
+                memory_run(model_dir, work, "glibc default", args.uploads, args.upload_minutes, default_env, clip)
+            )
         print(json.dumps(result["memory"]), flush=True)
     result["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     shutil.rmtree(work, ignore_errors=True)
