@@ -131,7 +131,7 @@ def _probe(base: str, body: dict, ready: Any, stop: Any, out: Any) -> None:
 
 
 def during(base: str, body: dict, hostile: Callable[[], dict[str, Any]], seconds: float) -> dict[str, Any]:
-    """Send ``hostile`` again and again for ``seconds`` (at least once, at most 20 times) while normal
+    """Send ``hostile`` again and again for ``seconds`` (at least once, at most 60 times) while normal
     requests go out back to back from another process (as from another client: building and sending a
     hostile body must not slow the normal client's own timing); its statuses and answer times, and
     the normal latencies."""
@@ -142,7 +142,7 @@ def during(base: str, body: dict, hostile: Callable[[], dict[str, Any]], seconds
     ready.wait(60)
     runs: list[dict[str, Any]] = []
     t_start = time.perf_counter()
-    while not runs or (time.perf_counter() - t_start < seconds and len(runs) < 20):
+    while not runs or (time.perf_counter() - t_start < seconds and len(runs) < 60):
         t0 = time.perf_counter()
         try:
             out = hostile()
