@@ -263,18 +263,26 @@ def hostile_rows(server: Server, work: Path) -> dict[str, dict[str, Any]]:
 
 
 def memory_run(
-    model_dir: Path, work: Path, label: str, n: int, minutes: float, env: dict[str, str], clip: tuple[float, int, int]
+    model_dir: Path,
+    work: Path,
+    label: str,
+    n: int,
+    minutes: float,
+    env: dict[str, str],
+    clip: tuple[float, int, int],
+    files: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """Uploads of short clips, two at a time (one per extraction worker); RSS every 10 uploads."""
+    """Uploads of short clips (or of ``files`` in turn), two at a time (one per extraction worker);
+    RSS every 10 uploads."""
     tmp = work / f"tmp-{label}"
     tmp.mkdir()
     server = Server(model_dir, tmp, work / f"server-{label}.log", env)
-    clips = [
+    clips = [f.read_bytes() for f in files] if files else [
         make_clip(
             work / f"m{i}.mp4", seconds=clip[0], width=clip[1], height=clip[2], fps=10, captions=[(0, clip[0], w)]
         ).read_bytes()
         for i, w in enumerate(["SALE", "GAME", "FOOD", "CAR"])
-    ]
+    ]  # fmt: skip
     trace: list[tuple[int, float]] = []
     done = 0
     t0 = time.monotonic()
@@ -285,7 +293,8 @@ def memory_run(
             errors: list[int] = []
 
             def one(i: int) -> None:
-                r = c.post("/v1/tag", files={"video": (f"m{i}.mp4", clips[i % 4], "video/mp4")}, data={"top_k": "3"})
+                upload = (f"m{i}.mp4", clips[i % len(clips)], "video/mp4")
+                r = c.post("/v1/tag", files={"video": upload}, data={"top_k": "3"})
                 if r.status_code != 200:
                     with lock:
                         errors.append(r.status_code)
@@ -307,7 +316,9 @@ def memory_run(
     last = trace[-1][1] if trace else None
     return {
         "malloc": label,
-        "clip": f"{clip[0]:g} s {clip[1]}x{clip[2]} 10 fps, {len(clips[0]) // 1024} KiB",
+        "clip": ", ".join(f.name for f in files)
+        if files
+        else f"{clip[0]:g} s {clip[1]}x{clip[2]} 10 fps, {len(clips[0]) // 1024} KiB",
         "uploads": done,
         "wall_s": round(wall, 1),
         "server_cpu_s": round(cpu, 1),
@@ -411,6 +422,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=6, help="each quick hostile input is repeated this long")
     ap.add_argument("--clip", default="2x320x240", help="memory-run clips: SECONDSxWIDTHxHEIGHT (default: 2x320x240)")
     ap.add_argument("--part", choices=["inputs", "memory", "all"], default="all", help="what to run (default: all)")
+    ap.add_argument("--clip-files", help="memory runs upload these videos in turn (comma-separated) instead of --clip")
     ap.add_argument(
         "--shipped-only", action="store_true", help="memory: only the allocator as shipped (skip glibc's default)"
     )
@@ -432,13 +444,15 @@ def main() -> int:
     if args.part in ("memory", "all"):
         sec, w, h = args.clip.split("x")
         clip = (float(sec), int(w), int(h))
-        result["memory"] = [
-            memory_run(model_dir, work, "adtag (2 arenas + malloc_trim)", args.uploads, args.upload_minutes, ENV, clip)
-        ]
+        files = [Path(f) for f in args.clip_files.split(",")] if args.clip_files else None
+        shipped = "adtag (2 arenas + malloc_trim)"
+        result["memory"] = [memory_run(model_dir, work, shipped, args.uploads, args.upload_minutes, ENV, clip, files)]
         if not args.shipped_only:
             default_env = {**ENV, "ADTAG_MALLOC": "default"}
             result["memory"].append(
-                memory_run(model_dir, work, "glibc default", args.uploads, args.upload_minutes, default_env, clip)
+                memory_run(
+                    model_dir, work, "glibc default", args.uploads, args.upload_minutes, default_env, clip, files
+                )
             )
         print(json.dumps(result["memory"]), flush=True)
     result["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
