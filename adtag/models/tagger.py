@@ -24,6 +24,7 @@ from adtag import __version__
 from adtag.data.manifest import Item
 from adtag.data.modalities import ModalitySpec, infer_modalities, raw_values
 from adtag.data.vocab import Vocabulary
+from adtag.engines.local import run_parallel
 from adtag.errors import AdtagError
 from adtag.metrics import gap_at_k
 from adtag.models import persist
@@ -31,7 +32,6 @@ from adtag.models.branch import DEFAULT_MODELS, JOINT, BranchSpec, make_folds, p
 from adtag.models.featurize import make_featurizer
 from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
 from adtag.models.meta_features import Features, MapFn, MetaFeatures, branch_key, fit_meta_features
-from adtag.models.parallel import run_parallel
 
 # A score modality this good on the training items, with a third of the best learned branch's
 # out-of-fold error (1 - GAP) or less, is most likely in-sample (see Tagger._warn_in_sample_scores).
