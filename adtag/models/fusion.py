@@ -14,10 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from adtag.models.fusions import NETWORKS
 from adtag.models.meta_features import Features
 from adtag.models.nn import NetTagger, load_numpy_state, state_to_numpy, to_tensor
-
-KINDS = ("concat", "sum", "max", "attention")
 
 
 class _FusionNet(nn.Module):
@@ -65,8 +64,8 @@ class FusionTagger(NetTagger):
         self.seed = seed
 
     def _build(self, dims: list[int], n_tags: int) -> _FusionNet:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown fusion network {self.kind!r}; choose from {KINDS}")
+        if self.kind not in NETWORKS:
+            raise ValueError(f"unknown fusion network {self.kind!r}; choose from {NETWORKS}")
         torch.manual_seed(self.seed)
         self.dims_ = list(dims)
         return _FusionNet(self.kind, self.dims_, n_tags, self.d)
