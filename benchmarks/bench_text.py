@@ -203,7 +203,10 @@ print(json.dumps({
 
 _TOKENIZE_SNIPPET = r"""
 import json, random, time
-from adtag.models.tokenize import words
+try:  # the module's home before the move
+    from adtag.data.tokenize import words
+except ImportError:
+    from adtag.models.tokenize import words
 heads = [json.loads(l)["sentence"] for l in open(__import__("sys").argv[1], encoding="utf-8")]
 real = "".join(heads)
 rnd = random.Random(0)
@@ -242,8 +245,8 @@ def sklearn_reference(train: list[dict], test: list[dict]) -> dict:
     from sklearn.preprocessing import MultiLabelBinarizer
 
     sys.path.insert(0, str(ROOT))
+    from adtag.data.tokenize import ngrams
     from adtag.metrics import gap_at_k
-    from adtag.models.tokenize import ngrams
 
     t0, c0 = time.perf_counter(), time.process_time()
     xs_tr, xs_te = [], []

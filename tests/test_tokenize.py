@@ -8,9 +8,9 @@ import random
 import numpy as np
 import pytest
 
-from adtag.models import tokenize
+from adtag.data import tokenize
+from adtag.data.tokenize import MAX_RUN, ngrams, words
 from adtag.models.featurize import TextFeaturizer
-from adtag.models.tokenize import MAX_RUN, ngrams, words
 
 from .conftest import shared_data
 

@@ -14,8 +14,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
 from adtag.data.modalities import ModalitySpec
+from adtag.data.tokenize import ngrams
 from adtag.models.base import Estimator
-from adtag.models.tokenize import ngrams
 
 
 def pool_sequence(arr: np.ndarray) -> np.ndarray:
