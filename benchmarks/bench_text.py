@@ -328,6 +328,28 @@ def sklearn_reference(train: list[dict], test: list[dict]) -> dict:
     }
 
 
+def sklearn_branch_reference(train: list[dict], view: str) -> dict:
+    """One fold of a text branch the scikit-learn way: one-vs-rest liblinear LR on one view's TF-IDF."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    sys.path.insert(0, str(ROOT))
+    from adtag.data.tokenize import ngrams
+    from adtag.metrics import gap_at_k
+    from adtag.models.branch import make_folds
+
+    tr, va = make_folds(len(train), 5, 0)[0]
+    X = TfidfVectorizer(analyzer=ngrams, min_df=2, sublinear_tf=True).fit_transform([r["text"][view] for r in train])
+    Y = MultiLabelBinarizer().fit_transform([r["tags"] for r in train])
+    c0 = time.process_time()
+    clf = OneVsRestClassifier(LogisticRegression(C=10.0, solver="liblinear")).fit(X[tr], Y[tr])
+    cpu = time.process_time() - c0
+    gap = gap_at_k(clf.predict_proba(X[va]).astype(np.float32), Y[va].astype(np.float32))
+    return {"view": view, "columns": X.shape[1], "fold_cpu_s": round(cpu, 1), "fold1_gap": round(float(gap), 4)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--code", action="append", default=[], help="NAME=PATH of a code tree to time (repeatable)")
@@ -397,6 +419,9 @@ def main() -> None:
                     result["runs"][name] = {**json.loads(out.strip().splitlines()[-1]), "cpu_s": round(cpu, 1)}
                     load.append(os.getloadavg())
                     print(name, json.dumps(result["runs"][name]), flush=True)
+                if not args.no_sklearn:
+                    result["runs"]["sklearn-ovr-lr, script, fold 1"] = sklearn_branch_reference(train, "script")
+                    print("sklearn", result["runs"]["sklearn-ovr-lr, script, fold 1"], flush=True)
                 codes, args.no_sklearn = [], True
             for name, code in codes:
                 out, wall, cpu = run_code(code, ["-c", _TRAIN_SNIPPET, str(m_tr), str(m_te)])
