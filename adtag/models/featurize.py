@@ -27,12 +27,10 @@ def pool_sequence(arr: np.ndarray) -> np.ndarray:
 class TextFeaturizer(Estimator):
     """TF-IDF over word 1-2-grams, the paper's input to its linear text models.
 
-    From ``LARGE_CORPUS`` documents of ``LONG_DOC`` distinct n-grams or more on average, an n-gram
-    must occur in one document more than ``min_df``: in long documents the n-grams seen twice
-    earn no weight but cost the solver a column each (words x tags weights); on the realistic
-    text benchmark (3,900 scripts) the columns halved (43,752 -> 17,960), the logistic path's
-    CPU time fell by 40% and its validation GAP rose (0.2069 -> 0.2136). In short texts they are
-    a good part of the evidence: on TNEWS titles (9 n-grams each) the rule cost 1.8 GAP points.
+    From ``LARGE_CORPUS`` documents of ``LONG_DOC`` kept n-grams or more on average, an n-gram
+    needs one document more than ``min_df``: in long documents those seen twice earn no weight
+    but cost the solver a column each (realistic text: half the columns, GAP up); in short
+    texts they are evidence (TNEWS titles, 9 n-grams each: -1.8 GAP points). BENCHMARKS.md 12b.
     """
 
     LARGE_CORPUS = 2000

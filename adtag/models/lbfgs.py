@@ -1,17 +1,13 @@
-"""A compact L-BFGS (two-loop recursion, Armijo backtracking) for the linear branches.
+"""A compact L-BFGS (Armijo backtracking) for the linear branches: at 400 items x 892 words x 124
+tags it takes 1.25 s against 2.9 s through SciPy's L-BFGS-B for the same evaluations.
 
-Measured on a 400-item x 892-word x 124-tag TF-IDF problem, one thread: the alpha path takes
-1.25 s here against 2.9 s through SciPy's L-BFGS-B for the same number of evaluations, whose
-own bookkeeping outweighs the loss and gradient at this size.
-
-On text the weight vector is large (100k words x 160 tags = 16M numbers) and the two-loop
-recursion (four passes over every stored pair per iteration) cost more than the loss. The
-direction is therefore taken in the compact form of Byrd, Nocedal and Schnabel (1994):
-H g = gamma g + [S, gamma Y] M [S^T g; gamma Y^T g] with M from the small k x k matrices
-S^T Y and Y^T Y, i.e. two matrix-vector products over the stacked history per iteration (the
-new pair's products with the older ones are differences of [S, Y]^T g_new and [S, Y]^T g). The
-iterate and the history can be float32 (half the memory traffic; the curvature pairs need no
-more precision than the float32 gradient they come from).
+On text the weight vector is large (100k words x 160 tags = 16M numbers), so the direction is
+taken in the compact form of Byrd, Nocedal and Schnabel (1994): H g = gamma g + [S, gamma Y] M
+[S^T g; gamma Y^T g], M from the small matrices S^T Y and Y^T Y: two matrix-vector products over
+the stacked history per iteration (the new pair's products with the older ones are differences
+of [S, Y]^T g_new and [S, Y]^T g) instead of the two-loop recursion's four passes per pair. The
+iterate and history can be float32 (half the memory traffic; the pairs need no more precision
+than the float32 gradient they come from).
 """
 
 from __future__ import annotations
