@@ -157,13 +157,13 @@ def test_whisper_encoder_runs_on_the_audios_length_not_a_30_s_window() -> None:
     backend = whisper_backend(1)
     backend.forget()
     short = np.pad(voice, (4000, 4000)) + tone(len(voice) / 16000 + 0.5, level=0.05)[: len(voice) + 8000]
-    (window,) = backend.encode(short)  # ~5 s: encoded as 10 s (the shortest input), not 30 s
-    assert tuple(window.output.shape) == (1, 500, 512) and window.valid == len(short) // 320
+    (window,) = backend.encode(short)  # ~5 s: encoded as 20 s (the shortest input), not 30 s
+    assert tuple(window.output.shape) == (1, 1000, 512) and window.valid == len(short) // 320
     backend.forget()
-    long = np.tile(short, int(np.ceil(40 * 16000 / len(short))))  # 40-45 s: a 30 s window, then the rest
+    long = np.tile(short, int(np.ceil(55 * 16000 / len(short))))  # 55-60 s: a 30 s window, then the rest
     windows = backend.encode(long)
     rest = len(long) / 16000 - 30
-    assert [tuple(w.output.shape)[1] for w in windows] == [1500, 50 * max(10, int(np.ceil(rest)))]
+    assert [tuple(w.output.shape)[1] for w in windows] == [1500, 50 * max(20, int(np.ceil(rest)))]
     # The audio embedding stays close to the one from a padded 30 s window.
     mel = backend.model.feature_extractor(short)[:, :-1]
     padded = np.pad(mel, ((0, 0), (0, 3000 - mel.shape[1])))[None].astype(np.float32)

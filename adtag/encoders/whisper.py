@@ -25,7 +25,7 @@ FRAMES_PER_SECOND = 50  # Whisper encoder outputs: one per 20 ms
 WINDOW_SECONDS = 30
 MEL_PER_WINDOW = 3000
 MIN_TAIL_MEL = 100  # 1 s
-MIN_MEL = 1000  # 10 s: the shortest encoder input (see WhisperBackend.encode)
+MIN_MEL = 2000  # 20 s: the shortest encoder input (see _input_frames)
 _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
@@ -140,9 +140,11 @@ def _input_frames(n_mel: int) -> int:
     """Mel frames to give the encoder for a window holding ``n_mel`` frames of audio.
 
     Whisper pads every window to 30 s; its encoder cost grows with the input, so a 5 s ad paid
-    for 30 s. The encoder (CTranslate2) takes shorter inputs; below about 10 s a shorter input
-    changes what it sees too much (decoding starts to drop words), so a window gets its own
-    length padded with silence up to MIN_MEL, rounded up to a whole second.
+    for 30 s. The encoder (CTranslate2) takes shorter inputs, but a short one changes what the
+    decoder sees: below about 10 s it drops words or loops, and at 10-15 s greedy decoding still
+    swapped words ("Buy one" heard as "by one" in the footage benchmark's 10 s and 12 s clips;
+    right at 20 s and at 30 s). So a window gets its own length padded with silence up to
+    MIN_MEL (20 s), rounded up to a whole second: a 5 s ad pays for 20 s, not 30 s.
     """
     frames = max(MIN_MEL, -(-n_mel // 100) * 100)
     return min(MEL_PER_WINDOW, frames)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from adtag.models.parallel import job_size
+
 _INLINE = (int, float, str, bool, bytes, type(None))
 
 
@@ -39,7 +41,11 @@ def ray_map(fn: Callable, jobs: Sequence[tuple], threads: int = 1, retries: int 
         return refs[id(arg)][0]
 
     task = ray.remote(num_cpus=threads, max_retries=retries)(_call)
-    pending = [task.remote(fn, threads, *(by_ref(a) for a in job)) for job in jobs]
+    # Submitted largest input first, as the local engine does, so the joint early-fusion branch's
+    # folds do not run alone at the end while the other CPUs idle; yielded in job order.
+    pending: list[Any] = [None] * len(jobs)
+    for j in sorted(range(len(jobs)), key=lambda j: -job_size(jobs[j])):
+        pending[j] = task.remote(fn, threads, *(by_ref(a) for a in jobs[j]))
     try:
         for i, ref in enumerate(pending):
             yield ray.get(ref)

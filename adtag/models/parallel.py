@@ -17,7 +17,7 @@ def _call(fn: Callable, args: tuple) -> Any:
     return fn(*args)
 
 
-def _size(args: tuple) -> int:
+def job_size(args: tuple) -> int:
     """A job's input size: stored numbers of its arrays (non-zeros of a sparse matrix)."""
     total = 0
     for a in args:
@@ -42,7 +42,7 @@ def run_parallel(fn: Callable, jobs: Sequence[tuple], n_jobs: int = 2) -> Iterat
         return
     from joblib import Parallel, delayed
 
-    order = sorted(range(len(jobs)), key=lambda j: -_size(jobs[j]))
+    order = sorted(range(len(jobs)), key=lambda j: -job_size(jobs[j]))
     results = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(delayed(_call)(fn, jobs[j]) for j in order)
     done: dict[int, Any] = {}
     nxt = 0
