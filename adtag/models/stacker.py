@@ -33,9 +33,10 @@ from adtag.models.nn import load_numpy_state, state_to_numpy
 
 EPS = 1e-4
 RUNGS = ("mean", "linear", "net")
-# How much pooled out-of-fold GAP a richer rung must add over the rung chosen so far: at least
-# its margin (the net's stopping epoch is picked on the same pooled predictions, which flatters
-# it a little) and one standard deviation of the paired difference over bootstrapped items.
+# What pooled out-of-fold GAP a richer rung must add over the rung chosen so far: its margin (the
+# net's stopping epoch is picked on the same predictions, which flatters it), and to leave a single
+# input as it is, one standard deviation of the paired difference over bootstrapped items (with
+# several inputs, averaging is an uncalibrated fusion: falling back to it by noise cost more).
 MARGIN = {"linear": 0.0, "net": 0.002}
 # What a model saved by an older adtag lacks, filled in on load: its rung (only nets existed),
 # and the probability average's weights (zero: it had none).
@@ -177,7 +178,7 @@ class Stacker(Estimator):
             Y, n = np.asarray(Y)[keep], len(keep)
         Y = np.asarray(Y, dtype=np.float32)
         (z, pr, ex), yt = _tensors(mf), torch.from_numpy(Y)
-        self.shape_ = (mf.P.shape[1], mf.P.shape[2], ex.shape[1])
+        self.shape_ = (B := mf.P.shape[1], mf.P.shape[2], ex.shape[1])
         # More folds where items are few (each validation fold must carry signal), fewer where they
         # are many (the cost is K nets); up to 3,000 items the split is drawn twice (2K nets):
         # steadier stopping epochs and rung choices, and more nets averaged.
@@ -194,13 +195,12 @@ class Stacker(Estimator):
         for net, (tr, va) in zip(nets, parts, strict=True):
             with torch.no_grad():
                 oof[va] += _fit_linear(net, z[tr], pr[tr], yt[tr], l2).eval()(z[va], pr[va], ex[va]).numpy() / reps
-        cv = {"mean": _gap(oofs["mean"], Y), "linear": _gap(oof, Y)}
-        oofs["linear"] = oof
+        cv, oofs["linear"] = {"mean": _gap(oofs["mean"], Y), "linear": _gap(oof, Y)}, oof
         cv["net"], oofs["net"] = self._train_nets(nets, parts, reps, z, pr, ex, yt, Y, (cv["linear"], oof), self.lr)
         chosen = "mean"
-        for rung in RUNGS[1:]:  # a richer rung must beat every simpler one by its margin and the noise
-            if cv[rung] >= cv[chosen] + max(MARGIN[rung], _noise(oofs[rung], oofs[chosen], Y, self.seed)):
-                chosen = rung
+        for rung in RUNGS[1:]:  # a richer rung must beat the one chosen so far by its margin
+            noise = _noise(oofs[rung], oofs["mean"], Y, self.seed) if chosen == "mean" and B == 1 else 0.0
+            chosen = rung if cv[rung] >= cv[chosen] + max(MARGIN[rung], noise) else chosen
         self.cv_gap_ = {r: round(float(v), 4) for r, v in cv.items()}
         self.chosen_, self.holdout_gap_ = chosen, float(cv[chosen])
         if chosen == "linear":  # few weights, no early stopping: refit on every item
