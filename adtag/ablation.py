@@ -23,12 +23,12 @@ from tqdm.auto import tqdm
 
 from adtag.data.manifest import Item
 from adtag.data.vocab import Vocabulary
+from adtag.engines.local import run_parallel
 from adtag.errors import AdtagError
 from adtag.metrics import gap_at_k, hit_at_1, per_tag_ap
 from adtag.models.branch import make_folds
 from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
 from adtag.models.meta_features import MapFn, MetaFeatures
-from adtag.models.parallel import run_parallel
 from adtag.models.tagger import Tagger, TrainConfig
 
 

@@ -37,7 +37,8 @@ def test_stacker_beats_its_inputs_on_held_out_items(trained, tmp_path: Path):
     tagger = Tagger.load(model)
     items = read_items(make_manifest(tmp_path / "new", n=150, seed=11))
     y = tagger.vocab_.encode([it.tags for it in items])
-    P, present, _ = tagger.branch_probas(items)
+    mf = tagger.meta_features(items)
+    P, present = mf.P, mf.present
     stack = gap_at_k(tagger.predict_proba(items), y)
     names = [b.name for b in tagger.branch_specs()]
     for b, name in enumerate(names):

@@ -7,9 +7,9 @@ import pytest
 import scipy.sparse as sp
 from scipy.optimize import minimize
 
+from adtag.engines.local import run_parallel
 from adtag.models.lbfgs import minimize_lbfgs
 from adtag.models.linear import LinearTagger, _loss_grad
-from adtag.models.parallel import run_parallel
 
 
 def test_quadratic_minimum_found():

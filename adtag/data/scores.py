@@ -185,3 +185,27 @@ def attach_score_files(
         for it in items:
             if it.id in rows:
                 it.scores[name] = rows[it.id]
+
+
+# Scores this good on the training items, with a third of the best learned branch's out-of-fold
+# error (1 - GAP) or less, were most likely produced by a model trained on these items.
+IN_SAMPLE_GAP = 0.9
+IN_SAMPLE_ERROR_RATIO = 1 / 3
+
+
+def in_sample_warnings(branch_gap: dict[str, float | None], kinds: dict[str, str]) -> list[str]:
+    """A warning per score modality that looks in-sample: far better on the training items than every
+    learned branch out-of-fold (``branch_gap``: branch -> GAP@20; ``kinds``: modality -> kind)."""
+    scored = {n: kinds.get(n.split("/")[0]) == "scores" for n, g in branch_gap.items() if g is not None}
+    best = max((branch_gap[n] for n, s in scored.items() if not s), default=None)
+    vs = f", far above every branch's out-of-fold GAP (best {best:.4f})" if best is not None else ""
+    return [
+        f"scores {name.split('/')[0]!r} reach GAP@20 {g:.4f} on the training items{vs}. "
+        "Were they produced by a model trained on these items? Scores for training items must be "
+        "out-of-sample (K-fold, or a model that never saw them), or the stacker will trust them "
+        "more than they deserve on new items."
+        for name, s in scored.items()
+        if s
+        and (g := branch_gap[name]) >= IN_SAMPLE_GAP
+        and (best is None or 1 - g <= (1 - best) * IN_SAMPLE_ERROR_RATIO)
+    ]

@@ -1,4 +1,4 @@
-"""Where the work runs: ``local`` (this machine's processes, the default) or ``ray`` (a Ray cluster).
+"""Where the work runs: ``local`` (this machine's processes, the default: ``local.py``) or ``ray`` (a Ray cluster).
 
 The Ray engine lives in ``adtag.engines.ray_*`` modules that import Ray; nothing here does, so
 the default install runs without it. Commands call ``add_engine_options`` and, for ``--engine

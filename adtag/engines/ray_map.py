@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from adtag.models.parallel import job_size
+from adtag.engines.local import job_size
 
 _INLINE = (int, float, str, bool, bytes, type(None))
 

@@ -1,11 +1,4 @@
-"""The estimator contract of every learned component (branch models, featurizers, stacker, fusions).
-
-As in scikit-learn: ``__init__`` only stores its keyword hyper-parameters, which ``get_params``
-reads back from the signature; ``fit`` learns attributes ending in ``_`` and never rewrites a
-hyper-parameter; ``clone`` gives an unfitted copy. State has one shape for all: ``state() ->
-(arrays, meta)``, numpy arrays and JSON, restored by ``load_state``; by default the learned
-arrays and JSON values themselves (components holding torch networks override both).
-"""
+"""The estimator contract of every learned component (docs/architecture.md, "The estimator contract")."""
 
 from __future__ import annotations
 
@@ -32,24 +25,16 @@ class Estimator:
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.param_names()}
 
-    def set_params(self, **params: Any) -> Estimator:
-        unknown = set(params) - set(self.param_names())
-        if unknown:
-            raise ValueError(f"{type(self).__name__} has no parameters {sorted(unknown)}")
-        for k, v in params.items():
-            setattr(self, k, v)
-        return self
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     def fit_fold(self, X: Any, Y: np.ndarray, train: np.ndarray, val: np.ndarray, prev: Any = None) -> Estimator:
         """Fit on rows ``train`` of a K-fold split. ``val``: the fold's held-out rows that have the
-        modality; ``prev``: the first fold's fitted model (None on the first fold), for models
-        that select settings on validation data once and warm-start the other folds."""
+        modality; ``prev``: the first fold's model (None on the first fold), whose settings later folds may reuse."""
         return self.fit(X[train], Y[train])
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """(arrays, JSON meta): by default the learned arrays and values themselves."""
         learned = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
         arrays = {k: v for k, v in learned.items() if isinstance(v, np.ndarray)}
         return arrays, {k: v for k, v in learned.items() if k not in arrays}

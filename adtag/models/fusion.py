@@ -7,18 +7,16 @@ classifier head scores every tag. Trained end to end with BCE and early stopping
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
-from adtag.models.base import Estimator
+from adtag.models.fusions import NETWORKS
 from adtag.models.meta_features import Features
-from adtag.models.nn import load_numpy_state, split_holdout, state_to_numpy, to_tensor, train_early_stopped
-
-KINDS = ("concat", "sum", "max", "attention")
+from adtag.models.nn import NetTagger, load_numpy_state, state_to_numpy, to_tensor
 
 
 class _FusionNet(nn.Module):
@@ -53,11 +51,7 @@ class _FusionNet(nn.Module):
         return self.head(fused)
 
 
-def _rows(block, idx: np.ndarray) -> torch.Tensor:
-    return to_tensor(block[idx]) if sp.issparse(block) else torch.from_numpy(np.ascontiguousarray(block[idx]))
-
-
-class FusionTagger(Estimator):
+class FusionTagger(NetTagger):
     """Early/intermediate fusion baseline over :class:`Features`: ``kind`` in concat, sum, max, attention."""
 
     def __init__(
@@ -70,53 +64,28 @@ class FusionTagger(Estimator):
         self.seed = seed
 
     def _build(self, dims: list[int], n_tags: int) -> _FusionNet:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown fusion network {self.kind!r}; choose from {KINDS}")
+        if self.kind not in NETWORKS:
+            raise ValueError(f"unknown fusion network {self.kind!r}; choose from {NETWORKS}")
         torch.manual_seed(self.seed)
-        return _FusionNet(self.kind, dims, n_tags, self.d)
+        self.dims_ = list(dims)
+        return _FusionNet(self.kind, self.dims_, n_tags, self.d)
+
+    def _logits(self, x: Features) -> Callable[[np.ndarray], torch.Tensor]:
+        present = torch.from_numpy(x.present.astype(np.float32))
+        return lambda rows: self.net_([to_tensor(b[rows]) for b in x.blocks], present[rows])
 
     def fit(self, x: Features, Y: np.ndarray) -> FusionTagger:
-        blocks, present = x.blocks, x.present
-        blocks = [b if sp.issparse(b) else np.asarray(b, dtype=np.float32) for b in blocks]
-        self.dims_ = [b.shape[1] for b in blocks]
-        net = self.net_ = self._build(self.dims_, Y.shape[1])
-        pr = torch.from_numpy(present.astype(np.float32))
-        yt = torch.from_numpy(np.asarray(Y, dtype=np.float32))
-        bce = nn.BCEWithLogitsLoss()
-        tr, va = split_holdout(len(Y), 0.15, self.seed)
-
-        def fwd(b: np.ndarray) -> torch.Tensor:
-            return net([_rows(x, b) for x in blocks], pr[b])
-
-        train_early_stopped(
-            net,
-            lambda b: bce(fwd(b), yt[b]),
-            lambda b: fwd(b).numpy(),
-            tr,
-            va,
-            Y[va],
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            patience=6,
-            seed=self.seed,
-        )
+        self.net_ = self._build([b.shape[1] for b in x.blocks], Y.shape[1])
+        self._fit_net(self._logits(x), Y)
         return self
 
     def predict_proba(self, x: Features) -> np.ndarray:
-        blocks, present = x.blocks, x.present
-        pr = torch.from_numpy(present.astype(np.float32))
-        out = []
-        with torch.no_grad():
-            for s in range(0, present.shape[0], 2048):
-                idx = np.arange(s, min(s + 2048, present.shape[0]))
-                out.append(torch.sigmoid(self.net_([_rows(x, idx) for x in blocks], pr[idx])).numpy())
-        return np.concatenate(out).astype(np.float32)
+        return self._predict(self._logits(x), x.present.shape[0], 2048)
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return state_to_numpy(self.net_), {"dims": self.dims_, "n_tags": int(self.net_.head[-1].out_features)}
 
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> FusionTagger:
-        self.dims_ = list(meta["dims"])
-        self.net_ = self._build(self.dims_, meta["n_tags"])
+        self.net_ = self._build(meta["dims"], meta["n_tags"])
         load_numpy_state(self.net_, arrays)
         return self

@@ -1,22 +1,22 @@
-"""One registry of fusions, every row of the paper's fusion table: name -> factory.
+"""One registry of fusions, every row of the paper's fusion table: name -> factory (numpy only).
 
-A fusion learns on the meta-features (``on="meta-features"``: ``fit(MetaFeatures, Y)``,
-``predict_proba(MetaFeatures)``, ``branch_weights()``) or end to end on the featurized
-modalities (``on="features"``: ``fit(Features, Y)``, ``predict_proba(Features)``). The CLI, the
-``Tagger`` and the ablation read ``FUSIONS``; adding a fusion is one ``register_fusion`` call.
+A fusion learns on the meta-features (``on="meta-features"``) or end to end on the featurized
+modalities (``on="features"``); the CLI, the ``Tagger`` and the ablation read ``FUSIONS``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from adtag.metrics import gap_at_k
 from adtag.models.base import Estimator
 from adtag.models.meta_features import MetaFeatures
+
+NETWORKS = ("concat", "sum", "max", "attention")  # the paper's fusion networks (fusion.py)
 
 
 class NotApplicable(ValueError):
@@ -44,7 +44,7 @@ class BranchFusion(Estimator):
         elif self.branch and self.branch not in mf.branches:
             raise NotApplicable(f"no branch {self.branch!r} among {mf.branches}")
         else:
-            gap = [gap_at_k(mf.P[r, b], Y[r]) if (r := mf.present[:, b]).any() else -1 for b in range(B)]
+            gap = [-1 if g is None else g for g in mf.branch_gap(Y)]
             self.weights_ = np.eye(B)[mf.branches.index(self.branch) if self.branch else int(np.argmax(gap))]
         return self
 
@@ -81,28 +81,24 @@ def create_fusion(name: str, seed: int = 0, **options: Any) -> Estimator:
     return FUSIONS[name].make(seed, **options)
 
 
-def _stacker(kind: str) -> Callable[..., Estimator]:
-    def make(seed: int, **options: Any) -> Estimator:
-        from adtag.models.stacker import Stacker  # torch: only when a stacker is built
+def _stacker(kind: str, seed: int, **options: Any) -> Estimator:
+    from adtag.models.stacker import Stacker  # torch: only when a stacker is built
 
-        return Stacker(kind=kind, seed=seed, **options)
-
-    return make
+    return Stacker(kind=kind, seed=seed, **options)
 
 
-def _network(kind: str) -> Callable[..., Estimator]:
-    def make(seed: int, **options: Any) -> Estimator:
-        from adtag.models.fusion import FusionTagger
+def _network(kind: str, seed: int, **options: Any) -> Estimator:  # the options are the stackers'
+    from adtag.models.fusion import FusionTagger
 
-        return FusionTagger(kind, seed=seed)
-
-    return make
+    return FusionTagger(kind, seed=seed)
 
 
-register_fusion("stack", "meta-features", _stacker("stack"), "default stacker: averaging plus tag-wise corrections")
-register_fusion("paper", "meta-features", _stacker("paper"), "the paper's 3-layer DNN stacker")
+register_fusion(
+    "stack", "meta-features", partial(_stacker, "stack"), "default stacker: averaging plus tag-wise corrections"
+)
+register_fusion("paper", "meta-features", partial(_stacker, "paper"), "the paper's 3-layer DNN stacker")
 register_fusion("mean", "meta-features", lambda seed, **o: BranchFusion("*"), "plain averaging of branch scores")
 register_fusion("best-branch", "meta-features", lambda seed, **o: BranchFusion(), "the best single branch")
 register_fusion("early-fusion-lr", "meta-features", lambda seed, **o: BranchFusion("joint/lr"), "LR on all modalities")
-for _kind in ("concat", "sum", "max", "attention"):
-    register_fusion(_kind, "features", _network(_kind), f"the paper's {_kind} fusion network")
+for _kind in NETWORKS:
+    register_fusion(_kind, "features", partial(_network, _kind), f"the paper's {_kind} fusion network")

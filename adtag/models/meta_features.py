@@ -1,11 +1,5 @@
-"""The objects that flow between the stages: featurized inputs and the paper's meta-features.
-
-``Features`` is what the featurizers make of items (one block per modality); ``MetaFeatures``
-is what the branches make of them: tag probabilities ``P`` (n, B, L) per branch, which branches
-each item has, the branch names and the extras. ``fit_meta_features`` is the one K-fold loop
-that produces the out-of-fold meta-features the stacker is trained on; it reuses branches found
-in a cache keyed per branch (``branch_key``), so a new branch or a new fusion refits nothing else.
-"""
+"""What the featurizers make of items (``Features``) and what the branches make of them, the paper's
+meta-features (``MetaFeatures``); ``fit_meta_features`` is the one K-fold loop, cached per branch."""
 
 from __future__ import annotations
 
@@ -13,11 +7,15 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from adtag.metrics import gap_at_k
+
 if TYPE_CHECKING:  # the branch models pull in torch; this module stays light for the CLI
+    from adtag.data.manifest import Item
     from adtag.models.branch import BranchSpec
 
 # The executor seam: ``map_fn(fn, jobs)`` yields ``fn(*job)`` for each job, in order.
@@ -47,6 +45,12 @@ class MetaFeatures:
     def fingerprint(self) -> str:
         return hashlib.sha256("\n".join(self.keys).encode()).hexdigest() if self.keys else ""
 
+    def branch_gap(self, Y: np.ndarray) -> list[float | None]:
+        """Each branch's GAP@20 on the items that have it (None where no item has it)."""
+        return [
+            gap_at_k(self.P[r, b], Y[r]) if (r := self.present[:, b]).any() else None for b in range(len(self.branches))
+        ]
+
     def select(self, cols: Sequence[int], extras: bool = True) -> MetaFeatures:
         """The meta-features of some branches (with or without the extras)."""
         cols = list(cols)
@@ -55,12 +59,28 @@ class MetaFeatures:
         return MetaFeatures(self.P[:, cols], self.present[:, cols], [self.branches[c] for c in cols], ex, keys)
 
 
-def branch_key(data_fingerprint: str, spec: BranchSpec, modalities: list[str]) -> str:
-    """What a branch's out-of-fold predictions depend on: the data and folds, and its own inputs."""
+def branch_keys(
+    items: list[Item], tags: list[str], folds: int, seed: int, specs: list[BranchSpec], modalities: list[str]
+) -> list[str]:
+    """Each branch's cache key: what its out-of-fold predictions depend on (the items and their files,
+    the vocabulary and folds, and the branch's own inputs: all ``modalities`` for the joint branch)."""
     from adtag.models.branch import JOINT
 
-    inputs = sorted(modalities) if spec.modality == JOINT else [spec.modality]
-    return hashlib.sha256(json.dumps([data_fingerprint, spec.name, inputs]).encode()).hexdigest()
+    h = hashlib.sha256(json.dumps({"folds": folds, "seed": seed, "tags": tags}, sort_keys=True).encode())
+    for it in items:
+        h.update(json.dumps(it.to_json(), sort_keys=True, ensure_ascii=False).encode())
+        for name, p in sorted({**it.features, **{f"scores.{k}": v for k, v in it.scores.items()}}.items()):
+            if isinstance(p, Path) and p.exists():
+                st = p.stat()
+                h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+            elif isinstance(p, np.ndarray):
+                h.update(p.tobytes())
+    data = h.hexdigest()
+    inputs = sorted(modalities)
+    return [
+        hashlib.sha256(json.dumps([data, s.name, inputs if s.modality == JOINT else [s.modality]]).encode()).hexdigest()
+        for s in specs
+    ]
 
 
 def fit_meta_features(
@@ -79,11 +99,9 @@ def fit_meta_features(
 ) -> tuple[MetaFeatures, dict[str, list]]:
     """Fit every branch K-fold and return the out-of-fold meta-features and each branch's fold models.
 
-    ``inputs(spec)`` is a branch's feature matrix, ``present`` (n, B) which items have each
-    branch's modality. ``keys`` (one per spec, see ``branch_key``) look branches up in ``cache``
-    (key -> (oof, fold models)). ``map_fn(fit_branch, jobs)`` runs the branches left to fit and
-    yields their results in order: in-process by default, ``partial(run_parallel, n_jobs=2)`` for
-    worker processes, or any other executor (a cluster) with the same shape.
+    ``inputs(spec)`` is a branch's feature matrix, ``present`` (n, B) which items have each branch's
+    modality. ``keys`` (one per spec, see ``branch_keys``) look branches up in ``cache`` (key -> (oof,
+    fold models)); ``map_fn`` fits the others (default: in-process; see ``adtag.engines``).
     """
     from tqdm.auto import tqdm
 

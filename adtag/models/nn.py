@@ -1,4 +1,4 @@
-"""Small torch helpers shared by the neural models: seeded early-stopped training, tensors."""
+"""Torch helpers of the neural models: tensors, seeded early-stopped training, weights as numpy."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from adtag.metrics import gap_at_k
+from adtag.models.base import Estimator
 
 
 def to_tensor(x) -> torch.Tensor:
@@ -49,13 +50,8 @@ def train_early_stopped(
     max_epochs: int = 100,
     patience: int = 10,
     seed: int = 0,
-    score_initial: bool = False,
 ) -> float:
-    """Adam with minibatches; keep the weights of the epoch with the best validation GAP (returned).
-
-    ``score_initial`` scores the untrained model first, so training only moves away from a
-    good initialisation (the stacker starts as plain averaging) when validation says so.
-    """
+    """Adam with minibatches; keep the weights of the epoch with the best validation GAP (returned)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -68,16 +64,13 @@ def train_early_stopped(
         return gap_at_k(s, y_val) - 1e-3 * float(np.mean((1 / (1 + np.exp(-s)) - y_val) ** 2))
 
     best_score, best_state, bad = -np.inf, None, 0
-    if score_initial:
-        best_score, best_state = score(), copy.deepcopy(model.state_dict())
     model.train()
     for _epoch in range(max_epochs):
         perm = rng.permutation(train_idx)
         for start in range(0, len(perm), batch_size):
             batch = perm[start : start + batch_size]
             opt.zero_grad()
-            loss = loss_fn(batch)
-            loss.backward()
+            loss_fn(batch).backward()
             opt.step()
         s = score()
         if s > best_score + 1e-5:
@@ -90,6 +83,36 @@ def train_early_stopped(
         model.load_state_dict(best_state)
     model.eval()
     return float(best_score)
+
+
+class NetTagger(Estimator):
+    """A tagger holding one torch network ``net_``: BCE over all tags, Adam, early stopping on a
+    seeded hold-out. Subclasses give the network's logits for some rows, ``logits(rows)``."""
+
+    holdout, weight_decay, patience = 0.15, 1e-4, 6  # defaults of settings a subclass may make parameters
+
+    def _fit_net(self, logits: Callable[[np.ndarray], torch.Tensor], Y: np.ndarray) -> None:
+        Y = np.asarray(Y, dtype=np.float32)
+        yt, bce = torch.from_numpy(Y), torch.nn.BCEWithLogitsLoss()
+        tr, va = split_holdout(len(Y), self.holdout, self.seed)
+        train_early_stopped(
+            self.net_,
+            lambda b: bce(logits(b), yt[b]),
+            lambda b: logits(b).numpy(),
+            tr,
+            va,
+            Y[va],
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            seed=self.seed,
+        )
+
+    def _predict(self, logits: Callable[[np.ndarray], torch.Tensor], n: int, batch: int) -> np.ndarray:
+        with torch.no_grad():
+            out = [torch.sigmoid(logits(np.arange(s, min(s + batch, n)))).numpy() for s in range(0, n, batch)]
+        return np.concatenate(out).astype(np.float32)
 
 
 def state_to_numpy(module: torch.nn.Module) -> dict[str, np.ndarray]:

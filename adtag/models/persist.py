@@ -1,9 +1,5 @@
-"""Model folders: ``config.json`` (settings, versions, metrics), ``components.json`` (each learned
-component's class, parameters and JSON state), ``weights.safetensors`` (every learned array, under
-the component's path) and ``meta_features.npz`` (the out-of-fold meta-features, the branch cache).
-Nothing is pickled; every component is saved the same way (``base.to_record``), and a truncated
-or hand-edited folder is reported clearly. Folders written before format 2 still load.
-"""
+"""Model folders (docs/architecture.md): every component saved the same way (``base.to_record``),
+nothing pickled; a truncated or hand-edited folder is reported clearly, format-1 folders still load."""
 
 from __future__ import annotations
 

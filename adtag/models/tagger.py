@@ -1,18 +1,12 @@
-"""The trained system: featurizers -> K-fold branches (meta-features) -> one fusion.
-
-``Tagger`` is what ``adtag train`` fits, saves (JSON + safetensors, no pickle) and ``adtag
-predict`` / ``adtag tag`` / ``adtag serve`` load. Fusions come from ``fusions.FUSIONS``.
-"""
+"""The trained system, what ``adtag train`` fits and saves: featurizers -> K-fold branches -> one fusion."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +17,16 @@ from tqdm.auto import tqdm
 from adtag import __version__
 from adtag.data.manifest import Item
 from adtag.data.modalities import ModalitySpec, infer_modalities, raw_values
+from adtag.data.scores import in_sample_warnings
 from adtag.data.vocab import Vocabulary
+from adtag.engines.local import run_parallel
 from adtag.errors import AdtagError
 from adtag.metrics import gap_at_k
 from adtag.models import persist
 from adtag.models.branch import DEFAULT_MODELS, JOINT, BranchSpec, make_folds, predict_branch
 from adtag.models.featurize import make_featurizer
 from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
-from adtag.models.meta_features import Features, MapFn, MetaFeatures, branch_key, fit_meta_features
-from adtag.models.parallel import run_parallel
-
-# A score modality this good on the training items, with a third of the best learned branch's
-# out-of-fold error (1 - GAP) or less, is most likely in-sample (see Tagger._warn_in_sample_scores).
-IN_SAMPLE_GAP = 0.9
-IN_SAMPLE_ERROR_RATIO = 1 / 3
+from adtag.models.meta_features import Features, MapFn, MetaFeatures, branch_keys, fit_meta_features
 
 
 @dataclass
@@ -62,27 +52,8 @@ class TrainConfig:
 
 def joint_matrix(blocks: list[Any]) -> sp.csr_matrix:
     """Early fusion: all modalities side by side, each block scaled to a unit-size row."""
-    parts = []
-    for b in blocks:
-        if sp.issparse(b):
-            parts.append(b)
-        else:
-            parts.append(sp.csr_matrix(b / np.sqrt(max(1, b.shape[1]))))
+    parts = [b if sp.issparse(b) else sp.csr_matrix(b / np.sqrt(max(1, b.shape[1]))) for b in blocks]
     return sp.hstack(parts, format="csr", dtype=np.float32)
-
-
-def data_fingerprint(items: list[Item], tags: list[str], folds: int, seed: int) -> str:
-    """What every branch's out-of-fold predictions depend on: items, files, vocabulary and folds."""
-    h = hashlib.sha256(json.dumps({"folds": folds, "seed": seed, "tags": tags}, sort_keys=True).encode())
-    for it in items:
-        h.update(json.dumps(it.to_json(), sort_keys=True, ensure_ascii=False).encode())
-        for name, p in sorted({**it.features, **{f"scores.{k}": v for k, v in it.scores.items()}}.items()):
-            if isinstance(p, Path) and p.exists():
-                st = p.stat()
-                h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
-            elif isinstance(p, np.ndarray):
-                h.update(p.tobytes())
-    return h.hexdigest()
 
 
 class Tagger:
@@ -111,11 +82,8 @@ class Tagger:
         return Features(blocks, present, [s.name for s in self.specs_])
 
     def branch_specs(self) -> list[BranchSpec]:
-        out = []
-        for s in self.specs_:
-            out += [
-                BranchSpec(s.name, m) for m in self.config.branch_models.get(s.kind, DEFAULT_MODELS.get(s.kind, []))
-            ]
+        models = self.config.branch_models
+        out = [BranchSpec(s.name, m) for s in self.specs_ for m in models.get(s.kind, DEFAULT_MODELS.get(s.kind, []))]
         # The early-fusion branch learns from features; external scores pass through untouched.
         if self.config.joint and sum(s.kind != "scores" for s in self.specs_) > 1:
             out += [BranchSpec(JOINT, m) for m in self.config.branch_models.get(JOINT, ["lr"])]
@@ -127,14 +95,10 @@ class Tagger:
         present = np.ones((n, len(specs)), bool)
         for b, s in enumerate(specs):
             present[:, b] = x.present[:, col[s.modality]] if s.modality != JOINT else True
-        joint: list = []
+        joint = cache(lambda: joint_matrix([x.blocks[col[s.name]] for s in self.specs_ if s.kind != "scores"]))
 
         def inputs(spec: BranchSpec) -> Any:
-            if spec.modality != JOINT:
-                return x.blocks[col[spec.modality]]
-            if not joint:
-                joint.append(joint_matrix([x.blocks[col[s.name]] for s in self.specs_ if s.kind != "scores"]))
-            return joint[0]
+            return joint() if spec.modality == JOINT else x.blocks[col[spec.modality]]
 
         ex = [col[s.name] for s in self.specs_ if s.kind == "extra"]
         extras = np.asarray(x.blocks[ex[0]], np.float32) if ex else np.zeros((n, 0), np.float32)
@@ -183,8 +147,7 @@ class Tagger:
             return self
 
         specs, inputs, present, extras = self._branch_inputs(x)
-        data_fp = data_fingerprint(items, self.vocab_.tags, cfg.folds, cfg.seed)
-        keys = [branch_key(data_fp, s, [m.name for m in self.specs_]) for s in specs]
+        keys = branch_keys(items, self.vocab_.tags, cfg.folds, cfg.seed, specs, [m.name for m in self.specs_])
         cache = persist.load_branch_cache(Path(cache_dir)) if cache_dir else {}
         reused = sum(k in cache for k in keys)
         self.metrics_["branches_cached"] = reused == len(specs) > 0
@@ -205,13 +168,12 @@ class Tagger:
             progress=progress,
         )
         self.meta_features_ = mf
-        branch_gap = {}
-        for b, name in enumerate(mf.branches):
-            rows = mf.present[:, b]
-            branch_gap[name] = round(gap_at_k(mf.P[rows, b], Y[rows]), 4) if rows.any() else None
-            log(f"  branch {name:<24} out-of-fold GAP@20 {branch_gap[name]}")
+        branch_gap = {n: None if g is None else round(g, 4) for n, g in zip(mf.branches, mf.branch_gap(Y), strict=True)}
+        for name, g in branch_gap.items():
+            log(f"  branch {name:<24} out-of-fold GAP@20 {g}")
         self.metrics_["branch_oof_gap"] = branch_gap
-        self._warn_in_sample_scores(branch_gap, log)
+        for warning in in_sample_warnings(branch_gap, {s.name: s.kind for s in self.specs_}):
+            log(f"  warning: {warning}")
         self.metrics_["mean_oof_gap"] = round(gap_at_k(mean_fusion(mf.P, mf.present), Y), 4)
         try:
             self.fusion_ = create_fusion(cfg.fusion, cfg.seed, **cfg.stacker).fit(mf, Y)
@@ -224,24 +186,6 @@ class Tagger:
         self.metrics_["train_seconds"] = round(time.time() - t0, 2)
         return self
 
-    def _warn_in_sample_scores(self, branch_gap: dict[str, float | None], log) -> None:
-        """Scores far better on the training items than every learned branch out-of-fold are
-        most likely in-sample (produced by a model trained on these items)."""
-        kinds = {s.name: s.kind for s in self.specs_}
-        learned = [g for name, g in branch_gap.items() if g is not None and kinds.get(name.split("/")[0]) != "scores"]
-        best = max(learned, default=None)
-        for name, g in branch_gap.items():
-            if g is None or kinds.get(name.split("/")[0]) != "scores":
-                continue
-            if g >= IN_SAMPLE_GAP and (best is None or 1 - g <= (1 - best) * IN_SAMPLE_ERROR_RATIO):
-                vs = f", far above every branch's out-of-fold GAP (best {best:.4f})" if best is not None else ""
-                log(
-                    f"  warning: scores {name.split('/')[0]!r} reach GAP@20 {g:.4f} on the training items{vs}. "
-                    "Were they produced by a model trained on these items? Scores for training items must be "
-                    "out-of-sample (K-fold, or a model that never saw them), or the stacker will trust them "
-                    "more than they deserve on new items."
-                )
-
     # ---------------------------------------------------------------- prediction
     def meta_features(self, items: list[Item]) -> MetaFeatures:
         """Branch probabilities for new items (each branch's fold models averaged)."""
@@ -251,11 +195,6 @@ class Tagger:
             P[:, b] = predict_branch(self.branches_[spec.name], inputs(spec))
         return MetaFeatures(P, present, [s.name for s in specs], extras)
 
-    def branch_probas(self, items: list[Item]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Branch probabilities (n, B, L), presence (n, B) and extras (n, E) for new items."""
-        mf = self.meta_features(items)
-        return mf.P, mf.present, mf.extras
-
     def predict_proba(self, items: list[Item]) -> np.ndarray:
         x = self.features(items) if self._on_features else self.meta_features(items)
         return self.fusion_.predict_proba(x)
@@ -264,13 +203,14 @@ class Tagger:
         """Top tags per item with each branch's probability and share of the decision."""
         mf = None if self._on_features else self.meta_features(items)
         scores = self.fusion_.predict_proba(self.features(items) if mf is None else mf)
+        weights = None if mf is None else self.fusion_.branch_weights()
         out = []
         for i, s in enumerate(scores):
             rows = []
             for j in np.argsort(-s)[:top_k]:
                 shares = {}
                 if mf is not None:
-                    contrib = self.fusion_.branch_weights() * mf.P[i, :, j] * mf.present[i]
+                    contrib = weights * mf.P[i, :, j] * mf.present[i]
                     total = contrib.sum() or 1.0
                     shares = {
                         name: {"probability": float(mf.P[i, b, j]), "share": float(contrib[b] / total)}

@@ -1,4 +1,4 @@
-"""Fit independent branches in worker processes, one thread each, results in input order."""
+"""The local engine: independent jobs (branches, outer folds) in worker processes, one thread each."""
 
 from __future__ import annotations
 
@@ -19,13 +19,7 @@ def _call(fn: Callable, args: tuple) -> Any:
 
 def job_size(args: tuple) -> int:
     """A job's input size: stored numbers of its arrays (non-zeros of a sparse matrix)."""
-    total = 0
-    for a in args:
-        if sp.issparse(a):
-            total += a.nnz
-        elif isinstance(a, np.ndarray):
-            total += a.size
-    return total
+    return sum(a.nnz if sp.issparse(a) else a.size for a in args if sp.issparse(a) or isinstance(a, np.ndarray))
 
 
 def run_parallel(fn: Callable, jobs: Sequence[tuple], n_jobs: int = 2) -> Iterator[Any]:
@@ -37,8 +31,7 @@ def run_parallel(fn: Callable, jobs: Sequence[tuple], n_jobs: int = 2) -> Iterat
     """
     n_jobs = max(1, min(n_jobs, len(jobs), os.cpu_count() or 1))
     if n_jobs == 1:
-        for args in jobs:
-            yield fn(*args)
+        yield from (fn(*args) for args in jobs)
         return
     from joblib import Parallel, delayed
 
