@@ -23,8 +23,8 @@ from sklearn.preprocessing import StandardScaler
 
 from adtag.data.manifest import Item
 from adtag.data.modalities import infer_modalities, raw_values
+from adtag.data.tokenize import words
 from adtag.models.featurize import pool_sequence
-from adtag.models.tokenize import words
 
 
 class Columns(BaseEstimator, TransformerMixin):

@@ -8,9 +8,9 @@ import random
 import numpy as np
 import pytest
 
-from adtag.models import tokenize
+from adtag.data import tokenize
+from adtag.data.tokenize import MAX_RUN, ngrams, words
 from adtag.models.featurize import TextFeaturizer
-from adtag.models.tokenize import MAX_RUN, ngrams, words
 
 from .conftest import shared_data
 
@@ -60,8 +60,9 @@ def test_ngrams_pairs_neighbouring_words():
     assert words("") == [] and ngrams("") == []
 
 
-def _vocab(n_docs: int) -> dict[str, int]:
-    docs = [f"common filler{i % 40}" for i in range(n_docs)]
+def _vocab(n_docs: int, long: bool) -> dict[str, int]:
+    tail = " " + " ".join(f"word{j}" for j in range(TextFeaturizer.LONG_DOC)) if long else ""
+    docs = [f"common filler{i % 40}{tail}" for i in range(n_docs)]
     docs[0] += " twice"
     docs[1] += " twice"
     for k in range(3):
@@ -69,7 +70,10 @@ def _vocab(n_docs: int) -> dict[str, int]:
     return TextFeaturizer().fit(docs, np.ones(n_docs, bool)).vocabulary_
 
 
-def test_large_corpora_drop_ngrams_seen_in_only_two_documents():
-    small, large = _vocab(300), _vocab(TextFeaturizer.LARGE_CORPUS)
+def test_large_corpora_of_long_documents_drop_ngrams_seen_in_only_two_documents():
+    small, large = _vocab(300, long=True), _vocab(TextFeaturizer.LARGE_CORPUS, long=True)
     assert "twice" in small and "thrice" in small
     assert "twice" not in large and "thrice" in large and "common" in large
+    assert sorted(large.values()) == list(range(len(large)))  # columns renumbered without gaps
+    short = _vocab(TextFeaturizer.LARGE_CORPUS, long=False)  # titles: every n-gram seen twice counts
+    assert "twice" in short and "thrice" in short

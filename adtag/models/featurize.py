@@ -14,8 +14,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
 from adtag.data.modalities import ModalitySpec
+from adtag.data.tokenize import ngrams
 from adtag.models.base import Estimator
-from adtag.models.tokenize import ngrams
 
 
 def pool_sequence(arr: np.ndarray) -> np.ndarray:
@@ -27,14 +27,14 @@ def pool_sequence(arr: np.ndarray) -> np.ndarray:
 class TextFeaturizer(Estimator):
     """TF-IDF over word 1-2-grams, the paper's input to its linear text models.
 
-    From ``LARGE_CORPUS`` documents up, ``min_df`` is raised by one: an n-gram in two documents
-    of thousands is rarely in a training fold and a validation fold at once, so it earns no
-    weight, while the solver pays for every column (words x tags weights). On the realistic
-    text benchmark (3,900 items, script view) this halved the columns (43,752 -> 17,960),
-    cut the logistic path's CPU time by 40% and moved its validation GAP from 0.2069 to 0.2136.
+    From ``LARGE_CORPUS`` documents of ``LONG_DOC`` kept n-grams or more on average, an n-gram
+    needs one document more than ``min_df``: in long documents those seen twice earn no weight
+    but cost the solver a column each (realistic text: half the columns, GAP up); in short
+    texts they are evidence (TNEWS titles, 9 n-grams each: -1.8 GAP points). BENCHMARKS.md 12b.
     """
 
     LARGE_CORPUS = 2000
+    LONG_DOC = 30
 
     def __init__(self, max_features: int = 100_000, min_df: int = 2) -> None:
         self.max_features = max_features
@@ -43,16 +43,20 @@ class TextFeaturizer(Estimator):
     def fit(self, texts: list[str], mask: np.ndarray) -> TextFeaturizer:
         docs = [t for t, m in zip(texts, mask, strict=True) if m]
         min_df = self.min_df if len(docs) >= 50 else 1
-        if len(docs) >= self.LARGE_CORPUS:
-            min_df += 1
         cv = CountVectorizer(analyzer=ngrams, min_df=min_df, max_features=self.max_features)
         try:
             counts = cv.fit_transform(docs)
         except ValueError:  # no document has a token
             cv = CountVectorizer(analyzer=lambda s: ["<empty>"])
             counts = cv.fit_transform(docs or [""])
-        self.vocabulary_ = {k: int(v) for k, v in cv.vocabulary_.items()}
         df = np.asarray((counts > 0).sum(axis=0)).ravel()
+        col = np.arange(len(df))
+        if len(docs) >= self.LARGE_CORPUS and counts.nnz >= self.LONG_DOC * len(docs):
+            keep = np.flatnonzero(df > min_df)
+            col = np.full(len(df), -1)
+            col[keep] = np.arange(len(keep))
+            df = df[keep]
+        self.vocabulary_ = {k: int(col[v]) for k, v in cv.vocabulary_.items() if col[v] >= 0}
         self.idf_ = (np.log((1 + counts.shape[0]) / (1 + df)) + 1).astype(np.float32)
         return self
 

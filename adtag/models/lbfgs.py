@@ -1,16 +1,13 @@
-"""A compact L-BFGS (two-loop recursion, Armijo backtracking) for the linear branches.
+"""A compact L-BFGS (Armijo backtracking) for the linear branches: at 400 items x 892 words x 124
+tags it takes 1.25 s against 2.9 s through SciPy's L-BFGS-B for the same evaluations.
 
-Measured on a 400-item x 892-word x 124-tag TF-IDF problem, one thread: the alpha path takes
-1.25 s here against 2.9 s through SciPy's L-BFGS-B for the same number of evaluations, whose
-own bookkeeping outweighs the loss and gradient at this size.
-
-On text the weight vector is large (100k words x 160 tags = 16M numbers) and the two-loop
-recursion (four passes over every stored pair per iteration) cost more than the loss. The
-direction is therefore taken in the compact form of Byrd, Nocedal and Schnabel (1994):
-H g = gamma g + [S, gamma Y] M [S^T g; gamma Y^T g] with M from the small k x k matrices
-S^T Y and Y^T Y, i.e. three matrix-vector products over the stacked history per iteration. The
-iterate and the history can be float32 (half the memory traffic; the curvature pairs need no
-more precision than the float32 gradient they come from).
+On text the weight vector is large (100k words x 160 tags = 16M numbers), so the direction is
+taken in the compact form of Byrd, Nocedal and Schnabel (1994): H g = gamma g + [S, gamma Y] M
+[S^T g; gamma Y^T g], M from the small matrices S^T Y and Y^T Y: two matrix-vector products over
+the stacked history per iteration (the new pair's products with the older ones are differences
+of [S, Y]^T g_new and [S, Y]^T g) instead of the two-loop recursion's four passes per pair. The
+iterate and history can be float32 (half the memory traffic; the pairs need no more precision
+than the float32 gradient they come from).
 """
 
 from __future__ import annotations
@@ -43,12 +40,12 @@ def minimize_lbfgs(
     sty = np.zeros((m, m))  # sty[i, j] = s_i . y_j
     yty = np.zeros((m, m))
     order: list[int] = []  # history rows from oldest to newest
+    proj = np.zeros(2 * m)  # hist @ g: every s_j . g and y_j . g
     for _ in range(max_iter):
         if np.max(np.abs(g)) < gtol:
             break
         if order:
             o = np.array(order)
-            proj = (hist @ g).astype(np.float64)
             sg, yg = proj[o], proj[m + o]
             R = np.triu(sty[np.ix_(o, o)])
             last = order[-1]
@@ -77,16 +74,20 @@ def minimize_lbfgs(
         i = order.pop(0) if len(order) == m else next(j for j in range(m) if j not in order)
         np.subtract(x_new, x, out=hist[i])
         np.subtract(g_new, g, out=hist[m + i])
-        sy = float(hist[i].dot(hist[m + i]))
-        if sy > 1e-12:
-            proj = (hist @ hist[m + i]).astype(np.float64)  # every s_j . y_i and y_j . y_i
-            sty[:, i] = proj[:m]
-            yty[:, i] = yty[i, :] = proj[m:]
-            sty[i, i] = sy
-            order.append(i)
-        else:  # the pair is dropped; its row is free again, zeroed so it adds nothing
+        sy, yy = float(hist[i].dot(hist[m + i])), float(hist[m + i].dot(hist[m + i]))
+        if sy <= 1e-12:  # the pair is dropped; its row is free again, zeroed so it adds nothing
             hist[i] = 0
             hist[m + i] = 0
+        new = (hist @ g_new).astype(np.float64)  # the next direction's products, and y_i's below
+        if sy > 1e-12:
+            # s_j . y_i and y_j . y_i of the older pairs as differences of products with g_new
+            # and g (one pass over the history instead of two).
+            col = new - proj
+            sty[:, i] = col[:m]
+            yty[:, i] = yty[i, :] = col[m:]
+            sty[i, i], yty[i, i] = sy, yy
+            order.append(i)
+        proj = new
         done = f - f_new < ftol * max(1.0, abs(f))
         x, f, g = x_new, f_new, g_new
         if done:
