@@ -3,14 +3,21 @@
 Every number comes from the same outer 5-fold split per data set, pooled held-out predictions.
 
     python benchmarks/bench_quality.py [--sets 3sources,emotions,...] [--out benchmarks/results]
+    python benchmarks/bench_quality.py --stack-only --sets yeast   # the stack column alone
+
+``--stack-only`` fits the branches of each outer fold once (as ``run_ablation`` does: same folds,
+seeds and configuration), caches their meta-features under ``$TMPDIR/adtag_bench_quality`` and
+refits only the fusions on them: the quick loop for work on the stacker.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +31,8 @@ from adtag.ablation import run_ablation  # noqa: E402
 from adtag.data.vocab import Vocabulary  # noqa: E402
 from adtag.metrics import gap_at_k, hit_at_1  # noqa: E402
 from adtag.models.branch import make_folds  # noqa: E402
+from adtag.models.fusions import create_fusion, mean_fusion  # noqa: E402
+from adtag.models.meta_features import MetaFeatures  # noqa: E402
 from adtag.models.tagger import TrainConfig  # noqa: E402
 from benchmarks.datasets import LOADERS  # noqa: E402
 from benchmarks.sklearn_baselines import sklearn_predictions  # noqa: E402
@@ -63,6 +72,38 @@ def bench(name: str, outer: int = 5, seed: int = 0) -> dict:
         "seconds_adtag_ablation": round(t_adtag, 1),
         "seconds_sklearn": round(t_skl, 1),
     }
+
+
+def stack_only(name: str, outer: int = 5, seed: int = 0, fusions: tuple[str, ...] = ("stack", "paper")) -> dict:
+    """The meta-feature fusions of ``bench`` on cached outer-fold meta-features (same folds and seeds)."""
+    from adtag.models.tagger import Tagger
+
+    items = LOADERS[name]()
+    vocab = Vocabulary.from_items([it.tags for it in items])
+    config = replace(TrainConfig(), seed=seed, fusion="mean", jobs=1)  # as run_ablation's folds
+    Y = vocab.encode([it.tags or [] for it in items], [it.id for it in items])
+    cache = Path(os.environ.get("TMPDIR", tempfile.gettempdir())) / "adtag_bench_quality"
+    cache.mkdir(parents=True, exist_ok=True)
+    preds = {f: np.zeros_like(Y) for f in ("mean", *fusions)}
+    cpu = dict.fromkeys(fusions, 0.0)
+    for k, (tr, te) in enumerate(make_folds(len(items), outer, seed + 101)):
+        f = cache / f"{name}_seed{seed}_fold{k}.npz"
+        if not f.is_file():
+            tagger = Tagger(replace(config, seed=seed + k)).fit(
+                [items[i] for i in tr], vocab, progress=False, log=lambda *_: None
+            )
+            a, b = tagger.meta_features_, tagger.meta_features([items[i] for i in te])
+            np.savez(f, P=a.P, pr=a.present, ex=a.extras, Pt=b.P, prt=b.present, ext=b.extras, br=np.array(a.branches))
+        with np.load(f, allow_pickle=False) as z:
+            br = [str(x) for x in z["br"]]
+            mf_tr, mf_te = MetaFeatures(z["P"], z["pr"], br, z["ex"]), MetaFeatures(z["Pt"], z["prt"], br, z["ext"])
+        preds["mean"][te] = mean_fusion(mf_te.P, mf_te.present)
+        for fu in fusions:
+            t0 = time.process_time()
+            preds[fu][te] = create_fusion(fu, seed + k).fit(mf_tr, Y[tr]).predict_proba(mf_te)
+            cpu[fu] += time.process_time() - t0
+    gaps = {fu: round(gap_at_k(p, Y), 4) for fu, p in preds.items()}
+    return {"dataset": name, "n_items": len(Y), "gap": gaps, "cpu_s": {k: round(v, 1) for k, v in cpu.items()}}
 
 
 def to_markdown(results: list[dict]) -> str:
@@ -105,8 +146,13 @@ def main() -> None:
     ap.add_argument("--sets", default=",".join(DEFAULT_SETS))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stack-only", action="store_true", help="only the stack/paper/mean columns, cached branches")
     args = ap.parse_args()
     runtime.configure(1)
+    if args.stack_only:
+        for name in args.sets.split(","):
+            print(json.dumps(stack_only(name, seed=args.seed)), flush=True)
+        return
     results = []
     for name in args.sets.split(","):
         t = time.time()

@@ -258,6 +258,29 @@ def stack_compare(S: np.ndarray, Y: np.ndarray, n: int, outer: int = 5, seed: in
     return res
 
 
+def _meta(S: np.ndarray) -> MetaFeatures:
+    n, B, _ = S.shape
+    return MetaFeatures(S, np.ones((n, B), bool), [str(b) for b in range(B)], np.zeros((n, 0), np.float32))
+
+
+def single_inputs(S: np.ndarray, Y: np.ndarray, n: int, outer: int = 5, seed: int = 0) -> list[dict]:
+    """Each model stacked alone (nothing to fuse) against its own raw scores, same outer folds."""
+    keep = np.sort(np.random.default_rng(seed).choice(len(Y), n, replace=False)) if n < len(Y) else np.arange(len(Y))
+    S, Y = S[keep], Y[keep]
+    folds = np.random.default_rng(seed + 1).permutation(len(Y)) % outer
+    rows = []
+    for b in range(S.shape[1]):
+        pred, chosen = np.zeros_like(Y), []
+        for k in range(outer):
+            tr, te = folds != k, folds == k
+            st = Stacker(seed=seed).fit(_meta(S[tr][:, [b]]), Y[tr])
+            pred[te] = st.predict_proba(_meta(S[te][:, [b]]))
+            chosen.append(st.chosen_)
+        raw, stacked = gap_at_k(S[:, b], Y), gap_at_k(pred, Y)
+        rows.append({"model": b, "raw": round(raw, 4), "stacked": round(stacked, 4), "chose": chosen})
+    return rows
+
+
 def mixed(name: str, seed: int = 0, outer: int = 5, inner: int = 3) -> dict:
     """Scores + raw modalities in one manifest: the scored items' own views beside the models' scores.
 
@@ -306,6 +329,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write scores.{md,json} to this folder")
     ap.add_argument("--markdown", default=None, help="only rewrite scores.md from this scores.json")
     ap.add_argument("--mixed", default=None, help="only the mixed case (scores + raw views) on these sets")
+    ap.add_argument("--singles", action="store_true", help="only each model stacked alone vs its raw scores")
     args = ap.parse_args()
     if args.markdown:
         res = json.loads(Path(args.markdown).read_text())
@@ -319,6 +343,17 @@ def main() -> None:
             (Path(args.out) / "scores_mixed.json").write_text(json.dumps(res, indent=1))
         return
     runtime.configure(1)
+    if args.singles:
+        res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": os.getloadavg()}
+        for name in args.sets.split(","):
+            S, Y, names = level1(name)
+            res[name] = [{**r, "model": names[r["model"]]} for r in single_inputs(S, Y, min(args.small, len(Y)))]
+            for r in res[name]:
+                print(name, json.dumps(r), flush=True)
+        res["load_after"] = os.getloadavg()
+        if args.out:
+            (Path(args.out) / "scores_single_inputs.json").write_text(json.dumps(res, indent=1))
+        return
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.platform()}
     results["load_before"] = os.getloadavg()
     rows = []
