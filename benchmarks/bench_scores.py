@@ -330,6 +330,7 @@ def main() -> None:
     ap.add_argument("--markdown", default=None, help="only rewrite scores.md from this scores.json")
     ap.add_argument("--mixed", default=None, help="only the mixed case (scores + raw views) on these sets")
     ap.add_argument("--singles", action="store_true", help="only each model stacked alone vs its raw scores")
+    ap.add_argument("--large-only", action="store_true", help="skip the ~500-item rows (only the --large ones)")
     args = ap.parse_args()
     if args.markdown:
         res = json.loads(Path(args.markdown).read_text())
@@ -360,7 +361,7 @@ def main() -> None:
     out = Path(args.out) if args.out else None
     data = {}
     # every set on ~500 scored items first, then the sets that have more on all of them
-    for large in (False, True):
+    for large in (True,) if args.large_only else (False, True):
         for name in args.sets.split(","):
             if name not in data:
                 t0 = time.time()
