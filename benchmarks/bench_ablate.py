@@ -1,5 +1,7 @@
 """``adtag ablate`` on the issue-11 shape: 500 items x 4 vector modalities of 82 dims (issue 11).
 
+To compare code trees, run it with ``PYTHONPATH`` set to each tree in turn.
+
 The items are real: the tag sets of the first ``--items`` TAAC-2021 training videos
 (``../shared/data/taac2021/labels/tagging_info_train5k.txt``, 82 tags, ~12 a video). Their four
 "modalities" stand for four models' 82-d score vectors, as a team's prediction files are when

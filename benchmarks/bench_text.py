@@ -11,9 +11,7 @@ then a reference: scikit-learn one-vs-rest logistic regression on the same TF-ID
 Each row reports wall and CPU seconds, out-of-fold GAP (plain averaging) and GAP@20 on new items.
 
     python benchmarks/bench_text.py --code before=/tmp/train-before --code after=.
-    python benchmarks/bench_text.py --ablate --code before=/tmp/train-before --code after=.
 
-``--ablate`` times ``adtag ablate`` on 500 items x 4 vector modalities of 82 dims x 82 tags.
 ``--branches [NAMES]`` gives CPU-s, solver evaluations and held-out GAP per branch and fold (fold 1
 selects the alpha, folds 2-5 reuse it), each tree in its own process on the same items.
 ``--tokenize`` times word splitting of 5k-40k characters of Chinese without spaces (random
@@ -136,21 +134,6 @@ def make_items(n_items: int, seed: int = 0, per_class: int = 6) -> list[dict]:
                 },
             }
         )
-    return rows
-
-
-def make_vector_items(n: int, n_tags: int = 82, n_mods: int = 4, dim: int = 82, seed: int = 0) -> list[dict]:
-    """Ablation input: ``n_mods`` vector modalities of ``dim`` dims, ~12 tags per item."""
-    world = np.random.default_rng(1234)
-    proto = world.normal(size=(n_mods, n_tags, dim))
-    pop = world.dirichlet(np.ones(n_tags) * 0.7)
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        tags = rng.choice(n_tags, size=int(rng.integers(6, 18)), replace=False, p=pop)
-        noise = [1.0 + 0.5 * m for m in range(n_mods)]
-        feats = {f"m{m}": (proto[m, tags].mean(0) + rng.normal(size=dim) * noise[m]).tolist() for m in range(n_mods)}
-        rows.append({"id": f"v{i}", "tags": [f"tag{t}" for t in tags], "features": feats})
     return rows
 
 
@@ -355,7 +338,6 @@ def main() -> None:
     ap.add_argument("--code", action="append", default=[], help="NAME=PATH of a code tree to time (repeatable)")
     ap.add_argument("--items", type=int, default=7800)
     ap.add_argument("--test", type=int, default=2000)
-    ap.add_argument("--ablate", action="store_true", help="time adtag ablate on 500 x 4 vector modalities instead")
     ap.add_argument("--tokenize", action="store_true", help="time word splitting of long texts instead")
     ap.add_argument(
         "--branches",
@@ -382,19 +364,6 @@ def main() -> None:
                 load.append(os.getloadavg())
                 print(name, result["runs"][name], flush=True)
             stem = "text_tokenize"
-        elif args.ablate:
-            man = write_manifest(make_vector_items(500), Path(tmp) / "vec" / "manifest.jsonl")
-            result["data"] = "500 items x 4 vector modalities of 82 dims x 82 tags, outer 5-fold x inner 5-fold"
-            for name, code in codes:
-                out = Path(tmp) / f"abl-{name}"
-                cli = ["-m", "adtag.cli", "ablate", str(man), "--out", str(out)]
-                _, wall, cpu = run_code(code, cli)
-                res = json.loads((out / "ablation.json").read_text())
-                fusion = {r["name"]: r["gap"] for r in res["tables"]["fusion"]}
-                result["runs"][name] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "fusion_gap": fusion}
-                load.append(os.getloadavg())
-                print(name, result["runs"][name], flush=True)
-            stem = "text_ablate"
         else:
             t0 = time.perf_counter()
             rows = make_items(args.items + args.test)
