@@ -54,7 +54,7 @@ def train_early_stopped(
     """Adam with minibatches; keep the weights of the epoch with the best validation GAP (returned)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
 
     def score() -> float:
         model.eval()

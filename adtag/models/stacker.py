@@ -214,7 +214,7 @@ class Stacker(Estimator):
         """Train the K fold nets in lockstep; keep the epoch with the best pooled out-of-fold GAP."""
         torch.manual_seed(self.seed)
         n, bce, rng = z.shape[0], nn.BCEWithLogitsLoss(), np.random.default_rng(self.seed)
-        opts = [torch.optim.Adam(net.parameters(), lr=lr, weight_decay=self.weight_decay) for net in nets]
+        opts = [torch.optim.Adam(net.parameters(), lr=lr, weight_decay=self.weight_decay, foreach=True) for net in nets]
         batch = int(np.clip((n - n * reps // len(nets)) // 16, 64, 512))  # ~16 steps an epoch at any scale
         (best, best_oof), best_states, bad = start, [copy.deepcopy(net.state_dict()) for net in nets], 0
         for _epoch in range(self.max_epochs):
