@@ -72,7 +72,7 @@ class EfficientNetLite0:
     input_size = (224, 224)
     dim = LITE0_DIM
 
-    def __init__(self, threads: int = 1, batch_size: int = 16) -> None:
+    def __init__(self, threads: int = 1, batch_size: int = 4) -> None:
         path = cached_file(LITE0_ONNX, _export_lite0)
         if path is None:  # read-only cache: export into memory instead
             buf = io.BytesIO()
