@@ -18,6 +18,7 @@ from adtag.errors import AdtagError
 
 RATE = 16000
 TOKENS_PER_SECOND = 10
+MAX_BATCH = 8  # windows decoded together, at most
 LANGUAGE_MARGIN = 0.15  # detected language probability lead below which a short window is re-checked
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _TOKEN = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
@@ -83,16 +84,42 @@ class WhisperASR:
             language = ranked[0][0][2:-2]
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
         prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-        texts = []
-        for w in windows:
+        texts = [""] * len(windows)
+        for group in _same_shape(windows, MAX_BATCH):
+            # Windows of one length are decoded together: greedy decoding of a batch costs little
+            # more than of one window (each step reads the decoder's weights once for all).
             # Ad copy is at most ~10 tokens a second; a bound by the window's length stops a
             # decoding that loops on a phrase (Whisper's failure mode on short inputs).
-            limit = min(self.max_tokens, 16 + int(TOKENS_PER_SECOND * w.valid / FRAMES_PER_SECOND))
-            result = model.model.generate(w.output, [prompt], beam_size=1, max_length=limit, suppress_blank=True)[0]
-            ids = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
-            texts.append(tokenizer.decode(ids).strip())
+            limits = [
+                min(self.max_tokens, 16 + int(TOKENS_PER_SECOND * windows[i].valid / FRAMES_PER_SECOND)) for i in group
+            ]
+            output = windows[group[0]].output if len(group) == 1 else _stack([windows[i].output for i in group])
+            results = model.model.generate(
+                output, [prompt] * len(group), beam_size=1, max_length=max(limits), suppress_blank=True
+            )
+            for i, limit, result in zip(group, limits, results, strict=True):
+                # CTranslate2 decodes at most max_length / 2 tokens: cut each window at its own bound.
+                ids = [t for t in result.sequences_ids[0][: limit // 2] if t < tokenizer.eot]
+                texts[i] = tokenizer.decode(ids).strip()
         self.language = language
         return head_tail(" ".join(t for t in texts if t), self.max_words)
+
+
+def _same_shape(windows: list, size: int) -> list[list[int]]:
+    """Indices of ``windows`` grouped by encoder output shape, in order, at most ``size`` a group."""
+    groups: dict[tuple[int, ...], list[list[int]]] = {}
+    for i, w in enumerate(windows):
+        runs = groups.setdefault(tuple(w.output.shape), [[]])
+        if len(runs[-1]) == size:
+            runs.append([])
+        runs[-1].append(i)
+    return sorted((g for runs in groups.values() for g in runs), key=lambda g: g[0])
+
+
+def _stack(outputs: list) -> object:
+    import ctranslate2
+
+    return ctranslate2.StorageView.from_array(np.concatenate([np.asarray(o) for o in outputs]))
 
 
 @register_encoder(
