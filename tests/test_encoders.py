@@ -15,6 +15,7 @@ import pytest
 from adtag.encoders import create_encoder, encoder_spec, list_encoders
 from adtag.encoders.asr import head_tail, speech_spans
 from adtag.encoders.audio import pool_segments
+from adtag.encoders.whisper import split_windows
 from adtag.errors import AdtagError
 from adtag.features.pipeline import DEFAULT_ENCODERS, resolve_encoders
 from adtag.media import iter_frames, read_audio
@@ -160,10 +161,12 @@ def test_whisper_encoder_runs_on_the_audios_length_not_a_30_s_window() -> None:
     (window,) = backend.encode(short)  # ~5 s: encoded as 20 s (the shortest input), not 30 s
     assert tuple(window.output.shape) == (1, 1000, 512) and window.valid == len(short) // 320
     backend.forget()
-    long = np.tile(short, int(np.ceil(55 * 16000 / len(short))))  # 55-60 s: a 30 s window, then the rest
+    long = np.tile(short, int(np.ceil(35 * 16000 / len(short))))[: 45 * 16000]  # 35-45 s: two near-equal windows
     windows = backend.encode(long)
-    rest = len(long) / 16000 - 30
-    assert [tuple(w.output.shape)[1] for w in windows] == [1500, 50 * max(20, int(np.ceil(rest)))]
+    n_mel = len(long) // 160
+    assert len(windows) == 2 and tuple(windows[0].output.shape) == tuple(windows[1].output.shape)
+    assert abs(windows[1].start * 100 - n_mel / 2) <= 300 and sum(w.valid for w in windows) == n_mel // 2
+    assert 1000 <= windows[0].output.shape[1] < 1500  # each padded to its own length (>= 20 s), not 30 s
     # The audio embedding stays close to the one from a padded 30 s window.
     mel = backend.model.feature_extractor(short)[:, :-1]
     padded = np.pad(mel, ((0, 0), (0, 3000 - mel.shape[1])))[None].astype(np.float32)
@@ -175,6 +178,40 @@ def test_whisper_encoder_runs_on_the_audios_length_not_a_30_s_window() -> None:
     assert ours.shape == theirs.shape and cosine.min() > 0.9
     text = create_encoder("asr/whisper-base").transcribe(short).lower()
     assert "before sunday" in text and "free delivery to your door" in text
+
+
+def test_split_windows_cuts_long_audio_into_near_equal_windows_at_a_pause() -> None:
+    def mel(n: int, pause: int | None = None) -> np.ndarray:
+        m = np.ones((80, n), np.float32)
+        if pause is not None:
+            m[:, pause : pause + 30] = -1.0  # 0.3 s of silence
+        return m
+
+    assert split_windows(mel(1000)) == [(0, 1000)]
+    assert split_windows(mel(3050)) == [(0, 3000)]  # a tail under 1 s past 30 s is left out
+    assert split_windows(mel(6000)) == [(0, 3000), (3000, 6000)]
+    (a, cut), (cut2, b) = split_windows(mel(4500, pause=2400))
+    assert (a, b) == (0, 4500) and cut == cut2 and 2400 <= cut <= 2430 and cut % 2 == 0  # in the pause
+    (_, cut), _ = split_windows(mel(4500, pause=3400))  # a pause too far from the middle is not used
+    assert abs(cut - 2250) <= 300
+    bounds = split_windows(mel(8000))
+    assert len(bounds) == 3 and all(e - s <= 3000 for s, e in bounds) and bounds[-1][1] == 8000
+
+
+def test_asr_reads_two_windows_decoded_together_as_each_alone() -> None:
+    try:
+        first = speech("Order online before Sunday and enjoy free delivery to your door.", seconds=30.0)
+        second = speech("Buy one get one free. Limited time offer on running shoes.", seconds=30.0)
+    except RuntimeError as exc:
+        pytest.skip(f"cannot synthesise speech here: {exc}")
+    asr = create_encoder("asr/whisper-base")
+    audio = np.concatenate([first, second])
+    windows = asr.backend.encode(audio)
+    assert len(windows) == 2 and tuple(windows[0].output.shape) == tuple(windows[1].output.shape)
+    text = asr.transcribe(audio, language="en").lower()
+    alone = [asr.transcribe(half, language="en").lower() for half in (first, second)]
+    assert "free delivery" in text and "running shoes" in text
+    assert text == " ".join(alone)  # decoded together, read as when decoded one by one
 
 
 def test_head_tail_keeps_the_first_and_last_words() -> None:

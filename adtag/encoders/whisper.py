@@ -26,6 +26,7 @@ WINDOW_SECONDS = 30
 MEL_PER_WINDOW = 3000
 MIN_TAIL_MEL = 100  # 1 s
 MIN_MEL = 2000  # 20 s: the shortest encoder input (see _input_frames)
+SPLIT_SLACK_MEL = 300  # a cut between windows moves at most 3 s from the equal split, to a pause
 _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
@@ -101,7 +102,7 @@ class WhisperBackend:
         self._last = None
 
     def encode(self, audio: np.ndarray) -> list[Window]:
-        """Encoder outputs for 16 kHz mono ``audio``, one Window per started 30 s, each on its own length."""
+        """Encoder outputs for 16 kHz mono ``audio``: as few windows of at most 30 s as hold it (see split_windows)."""
         import ctranslate2
 
         audio = np.ascontiguousarray(audio, dtype=np.float32)
@@ -111,17 +112,18 @@ class WhisperBackend:
         mel = self.model.feature_extractor(audio)
         windows: list[Window] = []
         n_mel = max(1, mel.shape[1] - 1)
-        for start in range(0, n_mel, MEL_PER_WINDOW):
-            if start and n_mel - start < MIN_TAIL_MEL:
-                break  # a few frames past a window (AAC padding of a 30 s ad) are not worth an encoder pass
-            seg = mel[:, start : start + MEL_PER_WINDOW]
-            valid = max(1, min(seg.shape[1], n_mel - start) // 2)
-            width = _input_frames(seg.shape[1])
-            if seg.shape[1] < width:
-                seg = np.pad(seg, ((0, 0), (0, width - seg.shape[1])))
-            view = ctranslate2.StorageView.from_array(np.ascontiguousarray(seg[None], dtype=np.float32))
+        bounds = split_windows(mel[:, :n_mel])
+        # The last window keeps the extractor's final frame, as Whisper's own windows do: greedy
+        # decoding of a short window can turn on one frame ("Buy one" / "by one").
+        segs = [mel[:, s : min(s + MEL_PER_WINDOW, mel.shape[1]) if e == n_mel else e] for s, e in bounds]
+        # One input length for all windows of a soundtrack (they are near equal), so that ASR can
+        # decode them together.
+        width = _input_frames(max(seg.shape[1] for seg in segs))
+        for (start, end), seg in zip(bounds, segs, strict=True):
+            padded = np.pad(seg, ((0, 0), (0, width - seg.shape[1]))) if seg.shape[1] < width else seg
+            view = ctranslate2.StorageView.from_array(np.ascontiguousarray(padded[None], dtype=np.float32))
             out = self.model.model.encode(view, to_cpu=True)
-            windows.append(Window(start / 100.0, valid, out, mel[:, start : start + MEL_PER_WINDOW]))
+            windows.append(Window(start / 100.0, max(1, (end - start) // 2), out, seg))
         self._last = (key, windows)
         return windows
 
@@ -134,6 +136,33 @@ class WhisperBackend:
         seg = np.pad(window.mel, ((0, 0), (0, MEL_PER_WINDOW - window.mel.shape[1])))
         view = ctranslate2.StorageView.from_array(np.ascontiguousarray(seg[None], dtype=np.float32))
         return self.model.model.encode(view, to_cpu=True)
+
+
+def split_windows(mel: np.ndarray, slack: int = SPLIT_SLACK_MEL) -> list[tuple[int, int]]:
+    """(start, end) mel frames of the windows of a soundtrack: as few as hold it, of near equal length.
+
+    A 45 s ad becomes two windows of ~22.5 s rather than 30 s + 15 s: less encoder input (each is
+    padded to at least 20 s), and windows of one length are decoded together. Each cut is at the
+    quietest 0.2 s within ``slack`` frames of the equal split (a pause, not mid-word), on an even
+    frame (the encoder halves the frame rate). A tail under 1 s past full 30 s windows (AAC
+    padding of a 30 s ad) is left out.
+    """
+    n = mel.shape[1]
+    count = max(1, -(-(n - MIN_TAIL_MEL + 1) // MEL_PER_WINDOW))
+    if count * MEL_PER_WINDOW <= n:
+        return [(i * MEL_PER_WINDOW, (i + 1) * MEL_PER_WINDOW) for i in range(count)]
+    loudness = np.convolve(mel.mean(axis=0), np.ones(21) / 21, mode="same")
+    bounds, start = [], 0
+    for left in range(count - 1, 0, -1):  # windows still to place after this one
+        target = start + (n - start) / (left + 1)
+        lo = max(start + 2, n - left * MEL_PER_WINDOW, int(target) - slack)
+        hi = min(start + MEL_PER_WINDOW, int(target) + slack)
+        cut = lo + int(np.argmin(loudness[lo : hi + 1])) if hi > lo else lo
+        cut -= cut % 2
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, n))
+    return bounds
 
 
 def _input_frames(n_mel: int) -> int:
