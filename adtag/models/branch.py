@@ -8,6 +8,7 @@ time, so no branch is ever refitted on the full data.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,32 +86,44 @@ def make_folds(n: int, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.nda
     return list(KFold(n_folds, shuffle=True, random_state=seed).split(np.arange(n)))
 
 
-def fit_branch(
-    spec: BranchSpec,
-    X,
-    Y: np.ndarray,
-    present: np.ndarray,
-    folds: list[tuple[np.ndarray, np.ndarray]],
-    seed: int = 0,
-) -> tuple[np.ndarray, list[Estimator]]:
-    """Train one branch K-fold; return its out-of-fold probabilities (n, L) and the fold models.
+def fit_branch_fold(
+    spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int, k: int, prev: Any = None
+) -> tuple[np.ndarray, Estimator]:
+    """Fold ``k`` of a branch: its model and its held-out rows' probabilities. ``prev``: the first
+    fold's ``settings`` (None on the first fold). Items that lack the modality are left out of
+    training (their rows carry no evidence); the branch still scores them, the stacker sees them
+    as absent. One job of the K-fold loop: later folds run as separate jobs once fold 1 is done."""
+    tr, va = folds[k]
+    est = make_branch_model(spec.model, seed + k)
+    est.fit_fold(X, Y, tr[present[tr]] if present[tr].any() else tr, va[present[va]], prev)
+    return est.predict_proba(X[va]), est
 
-    Items that lack the modality are left out of training (their rows carry no evidence); the
-    branch still scores them, and the stacker sees them as absent. Each model's ``fit_fold``
-    sees the first fold's model, so it can select settings once and reuse them (never its weights:
-    they were fitted on this fold's held-out rows).
-    """
-    oof = np.zeros(Y.shape, dtype=np.float32)
-    models: list[Estimator] = []
-    for k, (tr, va) in enumerate(folds):
-        tr = tr[present[tr]]
-        if len(tr) == 0:
-            tr = folds[k][0]
-        est = make_branch_model(spec.model, seed + k)
-        est.fit_fold(X, Y, tr, va[present[va]], models[0] if models else None)
-        oof[va] = est.predict_proba(X[va])
-        models.append(est)
-    return oof, models
+
+def settings(est: Estimator) -> Estimator:
+    """What later folds may reuse of the first fold's model: a copy without its weights (they were
+    fitted on the later folds' held-out rows; a warm start from them leaks their labels)."""
+    out = copy.copy(est)
+    for k, v in vars(est).items():
+        if k.endswith("_") and isinstance(v, np.ndarray) and v.size > 1000:
+            setattr(out, k, None)
+    return out
+
+
+def fit_branch(
+    spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int = 0
+) -> tuple[np.ndarray, list[Estimator]]:
+    """Train one branch K-fold in-process; return its out-of-fold probabilities (n, L) and fold models."""
+    first = fit_branch_fold(spec, X, Y, present, folds, seed, 0)
+    rest = [fit_branch_fold(spec, X, Y, present, folds, seed, k, settings(first[1])) for k in range(1, len(folds))]
+    return out_of_fold(Y.shape, folds, [first, *rest])
+
+
+def out_of_fold(shape: tuple, folds: list, fits: list) -> tuple[np.ndarray, list[Estimator]]:
+    """The (probabilities, model) of each fold as out-of-fold probabilities and the fold models."""
+    oof = np.zeros(shape, dtype=np.float32)
+    for (_, va), (p, _) in zip(folds, fits, strict=True):
+        oof[va] = p
+    return oof, [m for _, m in fits]
 
 
 def predict_branch(models: list, X) -> np.ndarray:

@@ -105,7 +105,7 @@ def fit_meta_features(
     """
     from tqdm.auto import tqdm
 
-    from adtag.models.branch import fit_branch
+    from adtag.models.branch import fit_branch_fold, out_of_fold, settings
 
     n, L = Y.shape
     keys = keys or [""] * len(specs)
@@ -119,10 +119,21 @@ def fit_meta_features(
         else:
             todo.append(b)
     map_fn = map_fn or (lambda fn, jobs: (fn(*job) for job in jobs))
-    jobs = [(specs[b], inputs(specs[b]), Y, present[:, b], folds, seed) for b in todo]
-    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="branches (K-fold)", disable=not progress)
-    for b, (oof, fold_models) in zip(todo, map_fn(fit_branch, jobs), strict=True):
-        P[:, b], models[specs[b].name] = oof, fold_models
-        bar.update(1)
+    K, xs = len(folds), {b: inputs(specs[b]) for b in todo}
+    bar = tqdm(total=len(specs) * K, initial=(len(specs) - len(todo)) * K, desc="branch folds", disable=not progress)
+
+    def fit(jobs: list[tuple]) -> list:
+        out = []
+        for res in map_fn(fit_branch_fold, [(specs[b], xs[b], Y, present[:, b], folds, seed, *j) for b, *j in jobs]):
+            out.append(res)
+            bar.update(1)
+        return out
+
+    # Fold 1 of every branch selects its settings; the later folds, which reuse them, then run as
+    # jobs of their own (the joint branch's folds no longer run one after another on one core).
+    first = fit([(b, 0) for b in todo])
+    rest = iter(fit([(b, k, settings(first[i][1])) for i, b in enumerate(todo) for k in range(1, K)]))
+    for i, b in enumerate(todo):
+        P[:, b], models[specs[b].name] = out_of_fold((n, L), folds, [first[i], *(next(rest) for _ in range(1, K))])
     bar.close()
     return MetaFeatures(P, present, [s.name for s in specs], extras, list(keys)), models
