@@ -3,8 +3,7 @@
 Branch models live in one registry (name -> class and its default parameters), as encoders do:
 ``register_branch_model("lr", LinearTagger, loss="log")`` makes ``lr`` usable in
 ``TrainConfig.branch_models``. Each branch's K fold models are kept and averaged at prediction
-time, so no branch is ever refitted on the full data.
-"""
+time, so no branch is ever refitted on the full data."""
 
 from __future__ import annotations
 
@@ -40,11 +39,9 @@ def register_branch_model(name: str, cls: type[Estimator], **params: Any) -> Non
 
 
 class PassThrough(Estimator):
-    """The branch of a score modality: its out-of-fold meta-features are the scores themselves.
-
-    Nothing is learned from the labels (re-learning strong scores from a few hundred items loses
-    quality); the scores must already be out-of-sample for the training items.
-    """
+    """The branch of a score modality: its out-of-fold meta-features are the scores themselves. Nothing
+    is learned from the labels (re-learning strong scores from a few hundred items loses quality); the
+    scores must already be out-of-sample for the training items."""
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> PassThrough:
         if X.shape[1] != Y.shape[1]:
@@ -86,13 +83,10 @@ def make_folds(n: int, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.nda
     return list(KFold(n_folds, shuffle=True, random_state=seed).split(np.arange(n)))
 
 
-def fit_branch_fold(
-    spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int, k: int, prev: Any = None
-) -> tuple[np.ndarray, Estimator]:
-    """Fold ``k`` of a branch: its model and its held-out rows' probabilities. ``prev``: the first
-    fold's ``settings`` (None on the first fold). Items that lack the modality are left out of
-    training (their rows carry no evidence); the branch still scores them, the stacker sees them
-    as absent. One job of the K-fold loop: later folds run as separate jobs once fold 1 is done."""
+def fit_branch_fold(spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int, k: int, prev=None):
+    """Fold ``k`` of a branch (one job: later folds run once fold 1 has chosen the settings ``prev``):
+    its held-out probabilities and model. Items without the modality are left out of training (no
+    evidence); the branch still scores them and the stacker sees them as absent."""
     tr, va = folds[k]
     est = make_branch_model(spec.model, seed + k)
     est.fit_fold(X, Y, tr[present[tr]] if present[tr].any() else tr, va[present[va]], prev)
@@ -100,26 +94,22 @@ def fit_branch_fold(
 
 
 def settings(est: Estimator) -> Estimator:
-    """What later folds may reuse of the first fold's model: a copy without its weights (they were
-    fitted on the later folds' held-out rows; a warm start from them leaks their labels)."""
+    """The first fold's model as later folds may reuse it: without its weights (they were fitted on
+    the later folds' held-out rows; a warm start from them leaks their labels)."""
     out = copy.copy(est)
-    for k, v in vars(est).items():
-        if k.endswith("_") and isinstance(v, np.ndarray) and v.size > 1000:
-            setattr(out, k, None)
+    vars(out).update({k: None for k, v in vars(est).items() if isinstance(v, np.ndarray) and v.size > 1000})
     return out
 
 
-def fit_branch(
-    spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int = 0
-) -> tuple[np.ndarray, list[Estimator]]:
-    """Train one branch K-fold in-process; return its out-of-fold probabilities (n, L) and fold models."""
+def fit_branch(spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int = 0) -> tuple:
+    """Train one branch K-fold in-process: its out-of-fold probabilities (n, L) and fold models."""
     first = fit_branch_fold(spec, X, Y, present, folds, seed, 0)
     rest = [fit_branch_fold(spec, X, Y, present, folds, seed, k, settings(first[1])) for k in range(1, len(folds))]
     return out_of_fold(Y.shape, folds, [first, *rest])
 
 
 def out_of_fold(shape: tuple, folds: list, fits: list) -> tuple[np.ndarray, list[Estimator]]:
-    """The (probabilities, model) of each fold as out-of-fold probabilities and the fold models."""
+    """Each fold's (held-out probabilities, model) as out-of-fold probabilities and the fold models."""
     oof = np.zeros(shape, dtype=np.float32)
     for (_, va), (p, _) in zip(folds, fits, strict=True):
         oof[va] = p
@@ -128,7 +118,4 @@ def out_of_fold(shape: tuple, folds: list, fits: list) -> tuple[np.ndarray, list
 
 def predict_branch(models: list, X) -> np.ndarray:
     """Average of the fold models' probabilities."""
-    out = models[0].predict_proba(X)
-    for m in models[1:]:
-        out = out + m.predict_proba(X)
-    return (out / len(models)).astype(np.float32)
+    return (sum(m.predict_proba(X) for m in models) / len(models)).astype(np.float32)

@@ -2,8 +2,7 @@
 
 One L-BFGS solve over the (features x tags) weight matrix optimises the same objective as
 one-vs-rest per tag, at the cost of a few sparse matrix products per iteration: this is what
-keeps 5-fold training on thousands of items and 150 tags within seconds.
-"""
+keeps 5-fold training on thousands of items and 150 tags within seconds."""
 
 from __future__ import annotations
 
@@ -65,8 +64,7 @@ class LinearTagger(Estimator):
     ``alpha`` is the L2 strength. ``fit_select`` picks ``alpha_`` from ``ALPHAS`` on a validation
     set (a warm-started path from strong to weak) and, for the SVM, fits the Platt sigmoid
     ``platt_`` that turns scores into probabilities; the K-fold loop calls it on the first fold
-    and fits the other folds with the same choice (``fit_fold``).
-    """
+    and fits the other folds with the same choice (``fit_fold``)."""
 
     def __init__(self, loss: str = "log", alpha: float = 1e-3, max_iter: int = 100) -> None:
         self.loss = loss
@@ -82,11 +80,7 @@ class LinearTagger(Estimator):
                 w0[d * L :] = np.log(p / (1 - p))
         Xt = X.T.tocsr() if sp.issparse(X) else np.ascontiguousarray(X.T)
         return minimize_lbfgs(
-            lambda w: _loss_grad(w, X, Y, alpha, self.loss, Xt),
-            w0,
-            max_iter=max_iter or self.max_iter,
-            memory=MEMORY,
-            dtype=np.float32,
+            lambda w: _loss_grad(w, X, Y, alpha, self.loss, Xt), w0, max_iter or self.max_iter, MEMORY, dtype=np.float32
         )
 
     def _set(self, w: np.ndarray, d: int, L: int) -> None:
