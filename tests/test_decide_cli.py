@@ -98,6 +98,42 @@ def test_bad_decide_exits_2(trained, tmp_path, capsys, extra, message):
     assert not (tmp_path / "m").exists()
 
 
+def test_per_group_maximum_per_group_on_the_command_line(decided_model, tmp_path, capsys):
+    """``--per-group-max N`` or ``GROUP=N,...`` (a plain N for the groups not named); a bad token or a
+    group the taxonomy lacks is exit 2 naming it (and the known groups)."""
+    manifest, model, tax = decided_model
+    out = tmp_path / "p.json"
+    argv = ["predict", str(model), str(manifest), "--out", str(out), "--decide", "recall=0.99", "--min-tags", "0"]
+    groups = {"beach": "place", "city": "place", "food": "thing", "car": "thing", "music": "mood", "sport": "mood"}
+
+    def per_group(spec: str) -> list[dict[str, int]]:
+        assert main(argv + ["--per-group-max", spec]) == 0
+        rows = []
+        for e in json.loads(out.read_text(encoding="utf-8")).values():
+            n: dict[str, int] = {}
+            for t in e["result"][0]["decided"]:
+                n[groups[t]] = n.get(groups[t], 0) + 1
+            rows.append(n)
+        return rows
+
+    uncapped = per_group("0")
+    assert any(r.get("place", 0) == 2 for r in uncapped) and any(r.get("mood", 0) == 2 for r in uncapped)
+    capped = per_group("place=1")
+    assert all(r.get("place", 0) <= 1 for r in capped)
+    assert any(r.get("mood", 0) == 2 for r in capped), "groups not named keep no cap"
+    capped = per_group("1,mood=0")
+    assert all(r.get("place", 0) <= 1 and r.get("thing", 0) <= 1 for r in capped)
+    assert any(r.get("mood", 0) == 2 for r in capped), "mood=0: no cap"
+    capsys.readouterr()
+    assert main(argv + ["--per-group-max", "places=1"]) == 2
+    err = capsys.readouterr().err
+    assert "--per-group-max: no group 'places'" in err and "groups: place, thing, mood" in err
+    with pytest.raises(SystemExit) as exc:
+        main(argv + ["--per-group-max", "place=one"])
+    assert exc.value.code == 2
+    assert "--per-group-max" in (err := capsys.readouterr().err) and "'place=one'" in err
+
+
 def test_decide_with_a_feature_fusion_network_exits_2_before_training(trained, tmp_path, capsys):
     manifest, _ = trained
     argv = ["train", str(manifest), "--out", str(tmp_path / "m"), "--quiet", "--fusion", "concat", "--decide", "f1"]

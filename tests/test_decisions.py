@@ -235,6 +235,37 @@ def test_per_group_minimum_per_group():
     assert back.per_group_min == {"*": 1, "g1": 0}
 
 
+def test_per_group_maximum_per_group():
+    """``--per-group-max 3,scene=1``: each group its own cap (0: no cap), checked against the taxonomy."""
+    tax = Taxonomy.parse(["a,g1", "b,g1", "c,g1", "d,g2", "e,g2", "f,g3", "g,g3"])
+    tags = list("abcdefg")
+    groups, names = tax.group_index(tags)
+    scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.55, 0.52, 0.51]])
+    everything = np.ones_like(scores, bool)
+    for spec, want in [
+        ("1", "a d f"),
+        ("2", "a b d e f g"),
+        ("g1=1", "a d e f g"),  # groups not named: no cap
+        ("2,g3=1", "a b d e f"),
+        ("1,g2=0", "a d e f"),  # 0: no cap for g2
+    ]:
+        maxes = Rules(tax, per_group_max=parse_group_counts(spec)).group_maxes(names)
+        out = apply_rules(scores, everything, groups, per_group_max=maxes)
+        assert " ".join(t for t, keep in zip(tags, out[0], strict=True) if keep) == want, spec
+    # A cap and a minimum per group together: g1 capped at 1, g3 forced to 1 though nothing passed there.
+    rules = Rules(tax, per_group_max={"g1": 1}, per_group_min={"g3": 1})
+    passed = scores >= 0.7
+    out = apply_rules(
+        scores, passed, groups, per_group_max=rules.group_maxes(names), per_group_min=rules.group_mins(names)
+    )
+    assert out[0].tolist() == [True, False, False, False, False, True, False]
+    with pytest.raises(AdtagError, match=r"--per-group-max: no group 'g4'.*groups: g1, g2, g3"):
+        Rules(tax, per_group_max={"g4": 1}).check_groups(names)
+    back = Rules.from_json(Rules(tax, per_group_max={"*": 2, "g1": 1}).to_json())
+    assert back.per_group_max == {"*": 2, "g1": 1}
+    assert Rules.from_json(Rules(tax, per_group_max=3).to_json()).per_group_max == 3
+
+
 def test_per_group_metrics():
     tags = ["a", "b", "c", "d"]
     tax = Taxonomy.parse(["a,g1", "b,g1", "c,g2", "d,g2"])
