@@ -134,13 +134,43 @@ def test_per_group_maximum_per_group_on_the_command_line(decided_model, tmp_path
     assert "--per-group-max" in (err := capsys.readouterr().err) and "'place=one'" in err
 
 
-def test_decide_with_a_feature_fusion_network_exits_2_before_training(trained, tmp_path, capsys):
+def test_decide_with_a_feature_fusion_network(trained, tmp_path, capsys):
+    """train --fusion concat --decide f1: the network is refitted K-fold on the training features, so
+    every training item's stored score comes from a network that never saw it; then predict --decide."""
+    from adtag.models.tagger import Tagger
+
     manifest, _ = trained
-    argv = ["train", str(manifest), "--out", str(tmp_path / "m"), "--quiet", "--fusion", "concat", "--decide", "f1"]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "--fusion concat fuses the features" in err and "stack" in err
-    assert not (tmp_path / "m").exists(), "nothing trained, nothing written"
+    model = tmp_path / "m"
+    argv = ["train", str(manifest), "--out", str(model), "--quiet", "--folds", "3", "--fusion", "concat"]
+    assert main(argv + ["--decide", "f1"]) == 0
+    assert "decisions (f1): out-of-fold ECE" in capsys.readouterr().out
+    meta = json.loads((model / "decisions.json").read_text(encoding="utf-8"))
+    assert meta["thresholds"]["goal"] == "f1" and len(meta["oof_ids"]) == 120
+    with np.load(model / "decisions.npz", allow_pickle=False) as z:
+        oof, truth = z["oof_scores"], z["oof_truth"]
+    tagger = Tagger.load(model)
+    assert tagger.config.fusion == "concat" and tagger.decider_ is not None
+    from adtag.data.manifest import load_manifest
+
+    items = {it.id: it for it in load_manifest(manifest)}
+    in_sample = tagger.predict_proba([items[i] for i in meta["oof_ids"]])
+    # Out-of-fold, not the final network's in-sample scores: those fit the training labels better.
+    assert oof.shape == in_sample.shape and np.abs(oof - in_sample).max() > 0.05
+    bce = lambda s: -np.mean(truth * np.log(s + 1e-7) + (1 - truth) * np.log(1 - s + 1e-7))  # noqa: E731
+    assert bce(in_sample) < bce(oof)
+
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(model), str(manifest), "--out", str(out), "--decide"]) == 0
+    preds = json.loads(out.read_text(encoding="utf-8"))
+    assert len(preds) == 120
+    for entry in preds.values():
+        res = entry["result"][0]
+        assert res["decided"], "every item gets at least one tag under f1"
+        assert set(res["decided"]) <= set(res["labels"])
+    capsys.readouterr()
+    assert main(["evaluate", str(out), str(manifest), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert 0.5 < res["decisions"]["micro_f1"] <= 1.0
 
 
 def test_per_group_minimum_per_group_on_the_command_line(decided_model, tmp_path, capsys):

@@ -42,7 +42,7 @@ def add_decide_options(p: argparse.ArgumentParser, command: str) -> None:
             type=checked_type(_goal_text),
             default=None,
             help="also fit calibration and per-tag thresholds on the whole system's out-of-fold scores, for "
-            "GOAL: f1, precision=P or recall=R (e.g. precision=0.9); costs K more stacker fits",
+            "GOAL: f1, precision=P or recall=R (e.g. precision=0.9); costs K more fusion fits (no branch refit)",
         )
     else:
         g.add_argument(
@@ -106,19 +106,9 @@ def _rules(args: argparse.Namespace, tags: list[str], base: Rules | None) -> Rul
 
 
 def check_training_options(args: argparse.Namespace) -> None:
-    """``adtag train --decide`` checks, before any training: the layer is fitted on the whole system's
-    out-of-fold scores, which are refitted from the cached meta-features; a fusion network over the
-    features has none (refitting it K-fold would retrain the network K times)."""
+    """``adtag train --decide`` checks, before any training (the taxonomy rules)."""
     if args.decide is None:
         return
-    from adtag.models.fusions import FUSIONS  # the registry alone: numpy only
-
-    if FUSIONS[args.fusion].on != "meta-features":
-        stackers = ", ".join(f.name for f in FUSIONS.values() if f.on == "meta-features")
-        raise AdtagError(
-            f"--decide needs a fusion over the out-of-fold meta-features; --fusion {args.fusion} fuses the "
-            f"features themselves and has none. Use one of: {stackers}"
-        )
     if (args.per_group_max or args.per_group_min) and args.taxonomy is None:
         raise AdtagError("--per-group-max / --per-group-min need --taxonomy")
     if args.taxonomy is not None:
@@ -136,7 +126,7 @@ def fit_for_training(args: argparse.Namespace, tagger: Any, items: list, model_d
     rules = _rules(args, tags, None)
     Y = tagger.vocab_.encode([it.tags for it in items], [it.id for it in items])
     band = 0.1 if args.review_band is None else args.review_band
-    d = fit_decider(tagger, [it.id for it in items], Y, goal, rules, band)
+    d = fit_decider(tagger, [it.id for it in items], Y, goal, rules, band, items=items)
     tagger.decider_ = d
     d.save(model_dir)
     m = d.metrics
