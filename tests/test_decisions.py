@@ -115,7 +115,7 @@ def test_wilson_lower_bound():
     assert np.all(lb < 0.9) and np.all(np.diff(lb) > 0) and lb[-1] > 0.89
 
 
-def test_auto_calibration_keeps_the_default_map_unless_another_is_clearly_better(tmp_path):
+def test_auto_calibration_keeps_the_scores_unless_a_map_is_clearly_better(tmp_path):
     from adtag.decisions import calibrate
 
     rng = np.random.default_rng(20)
@@ -127,11 +127,14 @@ def test_auto_calibration_keeps_the_default_map_unless_another_is_clearly_better
         cal = Calibrator().fit(scores, truth)
         assert set(cal.cv_ece_) == set(calibrate.METHODS)
         assert cal.method_ == calibrate.DEFAULT or cal.cv_ece_[cal.method_] < cal.cv_ece_[calibrate.DEFAULT]
-    # Over-confident by one slope for all tags: the pooled Platt fit is as good as the richest map and
-    # simpler; with the richest map's margin removed, the lowest cross-validated ECE wins.
+    # Calibrated scores are kept as they are, on 3,000 items and on 150.
+    assert Calibrator().fit(q, y).method_ == "identity" == Calibrator().fit(q[:150], y[:150]).method_
+    # A tag-dependent distortion is clearly fixed by a per-tag map.
+    assert Calibrator().fit(s, y2).method_.startswith("tag-platt")
+    # Over-confident by one slope for all tags: a map is chosen, far better than the scores as they are.
     wide = 1 / (1 + np.exp(-3 * np.log(q / (1 - q))))
     cal = Calibrator().fit(wide, y)
-    assert cal.cv_ece_["identity"] > 5 * cal.cv_ece_[cal.method_]
+    assert cal.method_ != "identity" and cal.cv_ece_["identity"] > 5 * cal.cv_ece_[cal.method_]
     # The choice is stored with the decision layer and read back.
     tags = [f"t{j}" for j in range(6)]
     Decider.fit(wide, y, tags, "f1").save(tmp_path)
