@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adtag.audit import error_probability, rank_suspects  # noqa: E402
+from adtag.audit import audit_scores, error_probability, rank_suspects  # noqa: E402
 from adtag.data.manifest import Item  # noqa: E402
 from adtag.data.vocab import Vocabulary  # noqa: E402
 from adtag.decisions.decider import Decider  # noqa: E402
@@ -281,8 +281,8 @@ def audit(name: str, top: int = 200, cache: Path | None = None) -> dict:
             f.parent.mkdir(parents=True, exist_ok=True)
             np.savez(f, oof=oof, raw=raw)
     d = Decider.fit(oof, Ynoisy, vocab.tags, "f1")
-    suspects = rank_suspects(d.calibrate(oof), Ynoisy, [it.id for it in train], vocab.tags, top=top)
-    cal = d.calibrate(oof)
+    cal = audit_scores(d)
+    suspects = rank_suspects(cal, Ynoisy, [it.id for it in train], vocab.tags, top=top)
     ranking = {}
     for label, susp in [("1-s / s", np.where(Ynoisy, 1 - cal, cal))] + [
         (f"posterior drop={dr} add={ad}", error_probability(cal, Ynoisy, dr, ad))

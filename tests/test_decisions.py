@@ -392,3 +392,16 @@ def test_audit_ranks_corrupted_labels_first():
     assert {r.kind for r in rows} == {"likely wrong", "likely missing"}
     with pytest.raises(ValueError, match="noise rates"):
         error_probability(cal, noisy, drop=0.7, add=0.4)
+
+
+def test_audit_calibrates_the_out_of_fold_scores_per_tag_whatever_the_layer_chose():
+    """The audit ranks out-of-fold scores: a layer that keeps new items' scores as they are
+    (identity) still has them calibrated per tag for the audit."""
+    from adtag.audit import audit_scores
+
+    s, y, _ = miscalibrated(n=3000, L=6, seed=11)
+    d = Decider.fit(s, y, [f"t{j}" for j in range(6)], "f1", calibration="identity")
+    np.testing.assert_allclose(d.calibrate(s), s, atol=1e-3)
+    a = audit_scores(d)
+    assert expected_calibration_error(s, y) > 0.05 > 0.02 > expected_calibration_error(a, y)
+    np.testing.assert_allclose(audit_scores(d, np.arange(10, 20)), a[10:20])
