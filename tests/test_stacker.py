@@ -42,7 +42,7 @@ def test_one_input_on_few_items_is_passed_through_as_it_is():
 def test_paper_network_trains_in_lockstep_folds_and_round_trips():
     P, Y = _scores(500, [1.6, 1.6, 1.6], seed=1)
     st = Stacker(kind="paper", max_epochs=15, seed=0).fit(_mf(P[:300]), Y[:300])
-    assert st.chosen_ == "net" and len(st.nets_) == 3 and np.isfinite(st.holdout_gap_)
+    assert st.chosen_ == "net" and st.net_.body[0].weight.shape[0] == 3 and np.isfinite(st.holdout_gap_)
     test = _mf(P[300:])
     random = gap_at_k(np.random.default_rng(0).random(Y[300:].shape), Y[300:])
     assert gap_at_k(st.predict_proba(test), Y[300:]) > random + 0.2
@@ -56,10 +56,9 @@ def test_a_model_saved_before_the_rungs_and_the_probability_average_still_loads(
     st = Stacker(n_bags=2, max_epochs=5, seed=0).fit(_mf(P[:300]), Y[:300])
     assert st.chosen_ != "mean", st.cv_gap_
     st.chosen_ = "net"
-    for net in st.nets_:  # an old model had no probability average: as if its weights were zero
-        net.linear_only = False
-        net.alpha_p.data.zero_()
-        net.scale_p.data.zero_()
+    st.net_.linear_only = False  # an old model had no probability average: as if its weights were zero
+    st.net_.alpha_p.data.zero_()
+    st.net_.scale_p.data.zero_()
     arrays, record = to_record(st)
     old_arrays = {k: v for k, v in arrays.items() if not k.endswith((".alpha_p", ".scale_p"))}
     record["meta"] = {"shape": record["meta"]["shape"], "holdout_gap": record["meta"]["holdout_gap"]}
@@ -67,3 +66,37 @@ def test_a_model_saved_before_the_rungs_and_the_probability_average_still_loads(
     assert again.chosen_ == "net" and again.cv_gap_ == {}
     test = _mf(P[300:])
     np.testing.assert_allclose(again.predict_proba(test), st.predict_proba(test), atol=1e-6)
+
+
+def test_a_stacker_saved_one_net_per_bag_loads_and_predicts_the_same():
+    """Before the fold nets were batched, a model folder held one nn.Linear-shaped set of arrays per
+    fold net (``bag{g}.tagwise.0.weight``: (out, in), ``bag{g}.scale``: (1,), ...). Built by hand here
+    from a fitted model, one bag at a time, that layout loads and predicts as the fitted model does,
+    and is what ``state`` still writes."""
+    P, Y = _scores(400, [1.0, 2.0, 3.0], seed=4)
+    st = Stacker(n_bags=2, max_epochs=5, seed=0).fit(_mf(P[:300]), Y[:300])
+    st.chosen_, st.net_.linear_only = "net", False  # every part of the fold nets in use
+    stacked = {k: v.detach().numpy() for k, v in st.net_.state_dict().items()}
+    G = stacked["alpha"].shape[0]
+    old = {f"bag{g}.{k}": v[g].copy() for k, v in stacked.items() for g in range(G)}
+    assert G == 4 and old["bag0.scale"].shape == (1,) and old["bag0.bias"].shape == (20,)
+    assert old["bag3.tagwise.0.weight"].shape == (16, 2 * 3 + 7) and old["bag3.wide.4.weight"].shape == (20, 128)
+    arrays, record = to_record(st)
+    assert set(arrays) == set(old)
+    record = json.loads(json.dumps(record))
+    again, test = from_record(record, old), _mf(P[300:])
+    np.testing.assert_allclose(again.predict_proba(test), st.predict_proba(test), atol=1e-6)
+    # Each bag alone is a fold net of its own; the model predicts with their average logit.
+    alone = [
+        from_record(record, {"bag0." + k.split(".", 1)[1]: v for k, v in old.items() if k.startswith(f"bag{g}.")})
+        for g in range(G)
+    ]
+    mean_logit = np.mean([one.decision_function(test) for one in alone], axis=0)
+    np.testing.assert_allclose(again.decision_function(test), mean_logit, atol=1e-5)
+    # The averaging part of one bag, by hand: s * sum_b softmax(alpha)_b z_b + s_p * sum_b softmax(alpha_p)_b p_b + c.
+    alone[1].chosen_, alone[1].net_.linear_only = "linear", True
+    z = np.log(np.clip(P[300:], 1e-4, 1 - 1e-4) / (1 - np.clip(P[300:], 1e-4, 1 - 1e-4)))
+    w, w_p = (np.exp(old[f"bag1.{a}"]) / np.exp(old[f"bag1.{a}"]).sum() for a in ("alpha", "alpha_p"))
+    by_hand = old["bag1.scale"] * np.einsum("k,nkl->nl", w, z) + old["bag1.bias"]
+    by_hand = by_hand + old["bag1.scale_p"] * np.einsum("k,nkl->nl", w_p, 1 / (1 + np.exp(-z)))
+    np.testing.assert_allclose(alone[1].decision_function(test), by_hand, atol=1e-4)
