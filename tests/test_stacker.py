@@ -79,8 +79,8 @@ def test_a_stacker_saved_one_net_per_bag_loads_and_predicts_the_same():
     stacked = {k: v.detach().numpy() for k, v in st.net_.state_dict().items()}
     G = stacked["alpha"].shape[0]
     old = {f"bag{g}.{k}": v[g].copy() for k, v in stacked.items() for g in range(G)}
-    assert G == 4 and old["bag0.scale"].shape == (1,) and old["bag0.bias"].shape == (20,)
-    assert old["bag3.tagwise.0.weight"].shape == (16, 2 * 3 + 7) and old["bag3.wide.4.weight"].shape == (20, 128)
+    assert G == 6 and old["bag0.scale"].shape == (1,) and old["bag0.bias"].shape == (20,)
+    assert old["bag5.tagwise.0.weight"].shape == (16, 2 * 3 + 7) and old["bag5.wide.4.weight"].shape == (20, 128)
     arrays, record = to_record(st)
     assert set(arrays) == set(old)
     record = json.loads(json.dumps(record))

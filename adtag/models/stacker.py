@@ -1,9 +1,9 @@
 """Level 2: the stacker over out-of-fold meta-features (plus the extras).
 
-The paper stacks with a wide 3-layer network. That overfits a few hundred items and can lose to
-plain averaging when the level-1 scores are already good (a user's own models' scores), so the
-default stacker is a chain of rungs of growing capacity, a richer one chosen only where an
-internal K-fold cross-validation says it beats the simpler ones by more than its noise:
+The paper's wide 3-layer network overfits a few hundred items and can lose to plain averaging when
+the level-1 scores are already good (a user's own models' scores), so the default stacker is a chain
+of rungs of growing capacity, a richer one chosen only where internal K-fold cross-validation says
+it beats the simpler ones by more than its noise:
 
     mean:    plain averaging of branch probabilities (nothing learned; one input passes as it is)
     linear:  logit = s * sum_b w_b z_b,l + s_p * sum_b v_b p_b,l + c_l   (branch weights shared
@@ -11,10 +11,9 @@ internal K-fold cross-validation says it beats the simpler ones by more than its
     net:     linear + g([z_.,l, present, stats, tag_l]) + h([p_all, extras])_l
              (a tag-wise 3-layer net and the paper's wide net, both starting at zero output)
 
-The fold nets are one module whose parameters carry a leading fold dimension (one forward,
-backward and Adam step for all of them); they start from their fold's linear rung, stop at the
-epoch with the best *pooled* out-of-fold GAP and are averaged (the linear rung is refitted on all
-items). ``kind="paper"`` is the paper's network, trained in the same loop from scratch.
+The fold nets are one module whose parameters carry a leading fold dimension; they start from
+their fold's linear rung, stop at the epoch with the best *pooled* out-of-fold GAP and are averaged
+(the linear rung is refitted on all items). ``kind="paper"``: the paper's network, same loop.
 """
 
 from __future__ import annotations
@@ -34,14 +33,15 @@ from adtag.models.nn import load_numpy_state, state_to_numpy
 
 EPS = 1e-4
 RUNGS = ("mean", "linear", "net")
-# What pooled out-of-fold GAP a richer rung must add over the rung chosen so far: its margin (the
-# net's stopping epoch is picked on the same predictions, which flatters it), and to leave a single
-# input as it is, one standard deviation of the paired difference over bootstrapped items (with
-# several inputs, averaging is an uncalibrated fusion: falling back to it by noise cost more).
+# What pooled out-of-fold GAP a richer rung must add over the one chosen so far: its margin (the net's
+# stopping epoch is picked on the same predictions), and to leave a single input as it is, one standard
+# deviation of the paired difference over bootstrapped items (with several inputs, averaging is an
+# uncalibrated fusion: falling back to it by noise cost more).
 MARGIN = {"linear": 0.0, "net": 0.002}
-# What a model saved by an older adtag lacks, filled in on load: its rung (only nets existed),
-# and the probability average's weights (zero: it had none).
+# What a model saved by an older adtag lacks, filled in on load: its rung (only nets existed), and the
+# probability average's weights (zero: it had none).
 LEGACY_META = {"holdout_gap": float("nan"), "cv_gap": {}, "rung": "net"}
+_bce = nn.functional.binary_cross_entropy_with_logits
 LEGACY_ARRAYS = {"alpha_p": lambda B: np.zeros(B, np.float32), "scale_p": lambda B: np.zeros(1, np.float32)}
 
 
@@ -98,8 +98,7 @@ class _StackerNet(nn.Module):
         mean = zt.sum(-1, keepdim=True) / m.sum(-1, keepdim=True)
         big = torch.where(m > 0, zt, torch.full_like(zt, -1e4)).amax(-1, keepdim=True)
         small = torch.where(m > 0, zt, torch.full_like(zt, 1e4)).amin(-1, keepdim=True)
-        emb = self.tag_emb[:, None].expand(*zt.shape[:3], -1)
-        x = torch.cat([zt / 4, m, mean / 4, big / 4, small / 4, emb], dim=-1)
+        x = torch.cat([zt / 4, m, mean / 4, big / 4, small / 4, self.tag_emb[:, None].expand(*zt.shape[:3], -1)], -1)
         out = base + self.tagwise(x.flatten(1, 2)).view(base.shape)
         if self.wide is not None:
             out = out + self.wide(torch.cat([(torch.sigmoid(z) * mask[..., None]).flatten(2), extra], dim=-1))
@@ -125,8 +124,7 @@ def _rows(rows: list[np.ndarray], m: int = 0) -> torch.Tensor:
 
 
 def _predict(net: nn.Module, data: tuple[torch.Tensor, ...], rows: list[np.ndarray], times: int) -> np.ndarray:
-    """Fold net g's logits on its rows rows[g], summed per item over the nets / times (how often each
-    item occurs), in chunks of rows (memory stays bounded)."""
+    """Fold net g's logits on rows[g], summed per item over the nets / times (in chunks of rows: bounded memory)."""
     idx, out = _rows(rows), np.zeros((len(data[0]), data[0].shape[2]), np.float32)
     step = max(16, 2**22 // (len(rows) * data[0].shape[2] * (2 * data[0].shape[1] + 8)))
     with torch.no_grad():
@@ -151,16 +149,15 @@ def _gap(logits: np.ndarray, Y: np.ndarray) -> float:
 def _fit_linear(net: _StackerNet, data: tuple, yt: torch.Tensor, rows: list[np.ndarray], l2: float) -> _StackerNet:
     """Fit the averaging part (branch weights, scales, tag bias) of fold g on rows[g]: full-batch L-BFGS."""
     net.linear_only = True
-    idx, params = _rows(rows), [net.alpha, net.scale, net.bias, net.alpha_p, net.scale_p]
+    idx, params = _rows(rows), [net.bias, net.alpha, net.alpha_p, net.scale, net.scale_p]
     z, pr, y, ex = data[0][idx], data[1][idx], yt[idx], data[2][idx][..., :0]
-    keep = (torch.arange(idx.shape[1])[None] < torch.tensor([len(r) for r in rows])[:, None]).float()  # not the repeats
-    wt = (keep / keep.sum(1, keepdim=True) / y.shape[-1])[..., None]
+    n_g = torch.tensor([[len(r)] for r in rows])  # each fold's mean loss, the repeated rows weighing 0
+    wt = ((torch.arange(idx.shape[1])[None] < n_g) / n_g / y.shape[-1])[..., None].expand_as(y)
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=60, history_size=10, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = nn.functional.binary_cross_entropy_with_logits(net(z, pr, ex), y, wt.expand_as(y), reduction="sum")
-        loss = loss + l2 * sum(t.pow(2).mean(-1).sum() for t in (net.bias, net.alpha, net.alpha_p))
+        loss = _bce(net(z, pr, ex), y, wt, reduction="sum") + l2 * sum((t * t).mean(-1).sum() for t in params[:3])
         loss.backward()
         return loss
 
@@ -172,9 +169,8 @@ def _fit_linear(net: _StackerNet, data: tuple, yt: torch.Tensor, rows: list[np.n
 class Stacker(Estimator):
     """Fit on out-of-fold :class:`MetaFeatures` (``kind`` "stack": the chain above; "paper").
 
-    After ``fit``, ``chosen_`` names the rung in use, ``cv_gap_`` each rung's pooled out-of-fold
-    GAP@20 (``holdout_gap_`` the chosen one's), ``net_`` the fold nets as one module (None for the
-    mean rung); ``n_bags`` overrides the number of internal folds.
+    ``chosen_``: the rung in use; ``cv_gap_``: each rung's pooled out-of-fold GAP@20 (``holdout_gap_``: the
+    chosen one's); ``net_``: the fold nets as one module (None for "mean"); ``n_bags``: the internal folds.
     """
 
     def __init__(
@@ -192,14 +188,14 @@ class Stacker(Estimator):
         seed: int = 0,
     ) -> None:
         self.kind, self.hidden, self.wide, self.n_bags, self.seed = kind, hidden, wide, n_bags, seed
+        self.max_items = max_items
         self.dropout = dropout  # kept for saved configurations: the tag-wise net has no dropout
         self.lr, self.weight_decay, self.max_epochs, self.patience = lr, weight_decay, max_epochs, patience
-        self.max_items = max_items
 
     def _build(self, G: int) -> nn.Module:
         torch.manual_seed(self.seed)
-        B, L, E = self.shape_
-        return _PaperNet(G, B, L, E) if self.kind == "paper" else _StackerNet(G, B, L, E, self.hidden, self.wide)
+        a = (G, *self.shape_)
+        return _PaperNet(*a) if self.kind == "paper" else _StackerNet(*a, self.hidden, self.wide)
 
     def fit(self, mf: MetaFeatures, Y: np.ndarray) -> Stacker:
         n = mf.P.shape[0]
@@ -211,22 +207,20 @@ class Stacker(Estimator):
         Y = np.asarray(Y, dtype=np.float32)
         data, yt = _tensors(mf), torch.from_numpy(Y)
         self.shape_ = (B := mf.P.shape[1], mf.P.shape[2], data[2].shape[1])
-        # More folds where items are few (each validation fold must carry signal), fewer where they
-        # are many (the cost is K nets); up to 3,000 items the split is drawn twice (2K nets):
+        # More folds where items are few (each validation fold must carry signal), fewer where they are many
+        # (the cost is K nets); up to 3,000 items the split is drawn twice (2K nets), up to 1,000 three times:
         # steadier stopping epochs and rung choices, and more nets averaged.
         k = self.n_bags or (2 if n > 3000 else 3 if n > 1500 or self.kind == "paper" else 5)
-        k, reps = max(2, min(k, n // 4)), 2 if n <= 3000 and self.kind != "paper" else 1
+        k, reps = max(2, min(k, n // 4)), 1 if n > 3000 or self.kind == "paper" else 3 if n <= 1000 else 2
         folds = [np.random.default_rng(self.seed + r).permutation(n) % k for r in range(reps)]
         parts = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for fold in folds for f in range(k)]
-        net = self._build(len(parts))
+        net, vas = self._build(len(parts)), [va for _, va in parts]
         if self.kind == "paper":
             self.cv_gap_ = {"net": self._train(net, parts, reps, data, yt, Y, (-np.inf, None), 1e-3)[0]}
             self.chosen_, self.net_, self.holdout_gap_ = "net", net, self.cv_gap_["net"]
             return self
         l2, oofs = 1.0 / n, {"mean": to_logits(mean_fusion(mf.P, mf.present))}
-        oofs["linear"] = _predict(
-            _fit_linear(net, data, yt, [tr for tr, _ in parts], l2), data, [va for _, va in parts], reps
-        )
+        oofs["linear"] = _predict(_fit_linear(net, data, yt, [tr for tr, _ in parts], l2), data, vas, reps)
         cv = {"mean": _gap(oofs["mean"], Y), "linear": _gap(oofs["linear"], Y)}
         cv["net"], oofs["net"] = self._train(net, parts, reps, data, yt, Y, (cv["linear"], oofs["linear"]), self.lr)
         chosen = "mean"
@@ -256,14 +250,12 @@ class Stacker(Estimator):
             for s in range(steps):
                 b = idx[:, s * size : (s + 1) * size]
                 opt.zero_grad()
-                (G * nn.functional.binary_cross_entropy_with_logits(net(*(t[b] for t in data)), yt[b])).backward()
+                (G * _bce(net(*(t[b] for t in data)), yt[b])).backward()
                 opt.step()
             if (score := _gap(oof := _predict(net, data, [va for _, va in parts], reps), Y)) > best + 1e-5:
                 best, best_state, best_oof, bad = score, copy.deepcopy(net.state_dict()), oof, 0
-            else:
-                bad += 1
-                if bad >= self.patience:
-                    break
+            elif (bad := bad + 1) >= self.patience:
+                break
         net.load_state_dict(best_state)
         return float(best), best_oof
 
@@ -276,7 +268,7 @@ class Stacker(Estimator):
     def predict_proba(self, mf: MetaFeatures) -> np.ndarray:
         if self.chosen_ == "mean":
             return mean_fusion(mf.P, mf.present).astype(np.float32)
-        return (1 / (1 + np.exp(-np.clip(self.decision_function(mf), -50, 50)))).astype(np.float32)
+        return torch.sigmoid(torch.from_numpy(self.decision_function(mf))).numpy()
 
     def branch_weights(self) -> np.ndarray:
         """Each branch's share of the averaging part (mean over the fold models), for explanations."""
@@ -287,9 +279,9 @@ class Stacker(Estimator):
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """One ``bag{g}.{name}`` array per fold net and parameter (the layout of per-net models)."""
         sd = {} if self.net_ is None else state_to_numpy(self.net_)
-        out = {f"bag{g}.{k}": v[g] for k, v in sd.items() for g in range(len(v))}
         meta = {"shape": list(self.shape_), "holdout_gap": self.holdout_gap_, "rung": self.chosen_}
-        return out, {**meta, "cv_gap": self.cv_gap_}
+        meta["cv_gap"] = self.cv_gap_
+        return {f"bag{g}.{k}": v[g] for k, v in sd.items() for g in range(len(v))}, meta
 
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Stacker:
         meta = {**LEGACY_META, **meta}
