@@ -50,9 +50,18 @@ def to_logits(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p)).astype(np.float32)
 
 
-def _tensors(mf: MetaFeatures) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    ex = np.asarray(mf.extras, dtype=np.float32).reshape(mf.P.shape[0], -1)
-    return torch.from_numpy(to_logits(mf.P)), torch.from_numpy(mf.present.astype(np.float32)), torch.from_numpy(ex)
+def _tensors(P: np.ndarray, present: np.ndarray, extras: np.ndarray, paper: bool) -> tuple[torch.Tensor, ...]:
+    """Per item, once: branch logits (n, B, L), the branches to average (n, B), the tag-wise net's
+    inputs (n, L, 2B + 3: none for the paper's network) and the wide net's (n, B L + E)."""
+    z, present = torch.from_numpy(to_logits(P)), torch.from_numpy(present.astype(np.float32))
+    mask = torch.where(present.sum(-1, keepdim=True) > 0, present, torch.ones_like(present))
+    zt, m = (z * mask[..., None]).transpose(-1, -2), mask[:, None, :].expand(-1, z.shape[2], -1)
+    big = torch.where(m > 0, zt, torch.full_like(zt, -1e4)).amax(-1, keepdim=True)
+    small = torch.where(m > 0, zt, torch.full_like(zt, 1e4)).amin(-1, keepdim=True)
+    mean = zt.sum(-1, keepdim=True) / m.sum(-1, keepdim=True)
+    feats = z[:, :0] if paper else torch.cat([zt / 4, m, mean / 4, big / 4, small / 4], -1)
+    ex = torch.from_numpy(np.asarray(extras, dtype=np.float32).reshape(len(z), -1))
+    return z, mask, feats, torch.cat([(torch.sigmoid(z) * (present if paper else mask)[..., None]).flatten(1), ex], 1)
 
 
 class _Linears(nn.Module):
@@ -85,24 +94,16 @@ class _StackerNet(nn.Module):
         self.wide = nn.Sequential(*wide_net) if w else None
         self.linear_only = False  # the "linear" rung: the averaging part alone
 
-    def forward(self, z: torch.Tensor, present: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
-        # z: (G, b, B, L) branch logits; present: (G, b, B) in {0, 1}; extra: (G, b, E)
-        mask = torch.where(present.sum(-1, keepdim=True) > 0, present, torch.ones_like(present))
+    def forward(self, z: torch.Tensor, mask: torch.Tensor, feats: torch.Tensor, wide_in: torch.Tensor) -> torch.Tensor:
+        # z: (G, b, B, L) branch logits; mask: (G, b, B) in {0, 1}; feats, wide_in: see _tensors
         w, w_p = (torch.softmax(a[:, None] + torch.log(mask + 1e-9), dim=-1) for a in (self.alpha, self.alpha_p))
         base = self.scale[:, None] * torch.einsum("gbk,gbkl->gbl", w, z) + self.bias[:, None]
         base = base + self.scale_p[:, None] * torch.einsum("gbk,gbkl->gbl", w_p, torch.sigmoid(z))
         if self.linear_only:
             return base
-        zt = (z * mask[..., None]).transpose(-1, -2)  # (G, b, L, B)
-        m = mask[..., None, :].expand_as(zt)
-        mean = zt.sum(-1, keepdim=True) / m.sum(-1, keepdim=True)
-        big = torch.where(m > 0, zt, torch.full_like(zt, -1e4)).amax(-1, keepdim=True)
-        small = torch.where(m > 0, zt, torch.full_like(zt, 1e4)).amin(-1, keepdim=True)
-        x = torch.cat([zt / 4, m, mean / 4, big / 4, small / 4, self.tag_emb[:, None].expand(*zt.shape[:3], -1)], -1)
+        x = torch.cat([feats, self.tag_emb[:, None].expand(*feats.shape[:3], -1)], -1)
         out = base + self.tagwise(x.flatten(1, 2)).view(base.shape)
-        if self.wide is not None:
-            out = out + self.wide(torch.cat([(torch.sigmoid(z) * mask[..., None]).flatten(2), extra], dim=-1))
-        return out
+        return out if self.wide is None else out + self.wide(wide_in)
 
 
 class _PaperNet(nn.Module):
@@ -114,8 +115,8 @@ class _PaperNet(nn.Module):
         layers = [_Linears(G, d_in, hidden), relu, nn.Dropout(dropout), _Linears(G, hidden, h2), relu]
         self.body = nn.Sequential(*layers, nn.Dropout(dropout), _Linears(G, h2, n_tags))
 
-    def forward(self, z: torch.Tensor, present: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
-        return self.body(torch.cat([(torch.sigmoid(z) * present[..., None]).flatten(2), extra], dim=-1))
+    def forward(self, z: torch.Tensor, mask: torch.Tensor, feats: torch.Tensor, wide_in: torch.Tensor) -> torch.Tensor:
+        return self.body(wide_in)
 
 
 def _rows(rows: list[np.ndarray], m: int = 0) -> torch.Tensor:
@@ -150,14 +151,16 @@ def _fit_linear(net: _StackerNet, data: tuple, yt: torch.Tensor, rows: list[np.n
     """Fit the averaging part (branch weights, scales, tag bias) of fold g on rows[g]: full-batch L-BFGS."""
     net.linear_only = True
     idx, params = _rows(rows), [net.bias, net.alpha, net.alpha_p, net.scale, net.scale_p]
-    z, pr, y, ex = data[0][idx], data[1][idx], yt[idx], data[2][idx][..., :0]
+    z, mask, y = data[0][idx], data[1][idx], yt[idx]
     n_g = torch.tensor([[len(r)] for r in rows])  # each fold's mean loss, the repeated rows weighing 0
     wt = ((torch.arange(idx.shape[1])[None] < n_g) / n_g / y.shape[-1])[..., None].expand_as(y)
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=60, history_size=10, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = _bce(net(z, pr, ex), y, wt, reduction="sum") + l2 * sum((t * t).mean(-1).sum() for t in params[:3])
+        loss = _bce(net(z, mask, None, None), y, wt, reduction="sum") + l2 * sum(
+            (t * t).mean(-1).sum() for t in params[:3]
+        )
         loss.backward()
         return loss
 
@@ -198,20 +201,18 @@ class Stacker(Estimator):
         return _PaperNet(*a) if self.kind == "paper" else _StackerNet(*a, self.hidden, self.wide)
 
     def fit(self, mf: MetaFeatures, Y: np.ndarray) -> Stacker:
-        n = mf.P.shape[0]
-        if self.max_items and n > self.max_items:
+        P, present, ex, Y = mf.P, mf.present, np.asarray(mf.extras).reshape(len(mf.P), -1), np.asarray(Y, np.float32)
+        if self.max_items and len(Y) > self.max_items:
             # A few thousand items pin its few shared weights down; an epoch costs items x tags.
-            keep = np.sort(np.random.default_rng(self.seed).choice(n, self.max_items, replace=False))
-            mf = MetaFeatures(mf.P[keep], mf.present[keep], mf.branches, np.asarray(mf.extras)[keep])
-            Y, n = np.asarray(Y)[keep], len(keep)
-        Y = np.asarray(Y, dtype=np.float32)
-        data, yt = _tensors(mf), torch.from_numpy(Y)
-        self.shape_ = (B := mf.P.shape[1], mf.P.shape[2], data[2].shape[1])
+            keep = np.sort(np.random.default_rng(self.seed).choice(len(Y), self.max_items, replace=False))
+            P, present, ex, Y = P[keep], present[keep], ex[keep], Y[keep]
+        n, data, yt = len(Y), _tensors(P, present, ex, self.kind == "paper"), torch.from_numpy(Y)
+        self.shape_ = (B := P.shape[1], P.shape[2], ex.shape[1])
         # More folds where items are few (each validation fold must carry signal), fewer where they are many
-        # (the cost is K nets); up to 3,000 items the split is drawn twice (2K nets), up to 1,000 three times:
-        # steadier stopping epochs and rung choices, and more nets averaged.
+        # (the cost is K nets); up to 3,000 items the split is drawn twice (2K nets), three times where an
+        # epoch is cheap (items x tags <= 10,000): steadier stopping epochs and rung choices, more nets averaged.
         k = self.n_bags or (2 if n > 3000 else 3 if n > 1500 or self.kind == "paper" else 5)
-        k, reps = max(2, min(k, n // 4)), 1 if n > 3000 or self.kind == "paper" else 3 if n <= 1000 else 2
+        k, reps = max(2, min(k, n // 4)), 1 if n > 3000 or self.kind == "paper" else 3 if n * Y.shape[1] <= 10000 else 2
         folds = [np.random.default_rng(self.seed + r).permutation(n) % k for r in range(reps)]
         parts = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for fold in folds for f in range(k)]
         net, vas = self._build(len(parts)), [va for _, va in parts]
@@ -219,7 +220,7 @@ class Stacker(Estimator):
             self.cv_gap_ = {"net": self._train(net, parts, reps, data, yt, Y, (-np.inf, None), 1e-3)[0]}
             self.chosen_, self.net_, self.holdout_gap_ = "net", net, self.cv_gap_["net"]
             return self
-        l2, oofs = 1.0 / n, {"mean": to_logits(mean_fusion(mf.P, mf.present))}
+        l2, oofs = 1.0 / n, {"mean": to_logits(mean_fusion(P, present))}
         oofs["linear"] = _predict(_fit_linear(net, data, yt, [tr for tr, _ in parts], l2), data, vas, reps)
         cv = {"mean": _gap(oofs["mean"], Y), "linear": _gap(oofs["linear"], Y)}
         cv["net"], oofs["net"] = self._train(net, parts, reps, data, yt, Y, (cv["linear"], oofs["linear"]), self.lr)
@@ -262,8 +263,11 @@ class Stacker(Estimator):
     def decision_function(self, mf: MetaFeatures) -> np.ndarray:
         if self.chosen_ == "mean":
             return to_logits(mean_fusion(mf.P, mf.present))
-        G = next(self.net_.parameters()).shape[0]  # the fold nets' average
-        return _predict(self.net_, _tensors(mf), [np.arange(mf.P.shape[0])] * G, G)
+        G, ex, out = next(self.net_.parameters()).shape[0], np.asarray(mf.extras).reshape(len(mf.P), -1), []
+        for s in range(0, len(mf.P), 4096):  # the fold nets' average, by blocks of items (bounded memory)
+            data = _tensors(mf.P[s : s + 4096], mf.present[s : s + 4096], ex[s : s + 4096], self.kind == "paper")
+            out.append(_predict(self.net_, data, [np.arange(len(data[0]))] * G, G))
+        return np.concatenate(out)
 
     def predict_proba(self, mf: MetaFeatures) -> np.ndarray:
         if self.chosen_ == "mean":
