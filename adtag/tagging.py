@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from adtag.data.limits import cap_text
 from adtag.data.manifest import Item
 from adtag.errors import AdtagError
@@ -128,18 +130,24 @@ def read_video(
 
 
 def explain_items(tagger: Tagger, items: list[Item], top_k: int | list[int]) -> list[list[TagScore]]:
-    """Top tags per item with the branches that carried each; ``top_k`` per item or for all."""
+    """Top tags per item with each branch's probability and share of the decision (the fusion's
+    branch weight times the branch's probability); ``top_k`` per item or for all."""
     ks = top_k if isinstance(top_k, list) else [top_k] * len(items)
-    rows = tagger.explain(items, top_k=max(ks))
-    return [
-        [
-            TagScore(
-                r["tag"], r["score"], {n: BranchShare(b["probability"], b["share"]) for n, b in r["branches"].items()}
-            )
-            for r in per_item[:k]
-        ]
-        for per_item, k in zip(rows, ks, strict=True)
-    ]
+    mf = None if tagger.on_features else tagger.meta_features(items)
+    scores = tagger.fusion_.predict_proba(tagger.features(items) if mf is None else mf)
+    out = []
+    for i, (s, k) in enumerate(zip(scores, ks, strict=True)):
+        rows = []
+        for j in np.argsort(-s)[:k]:
+            shares = {}
+            if mf is not None:
+                contrib = tagger.fusion_.branch_weights() * mf.P[i, :, j] * mf.present[i]
+                total = contrib.sum() or 1.0
+                on = [b for b in range(len(mf.branches)) if mf.present[i, b]]
+                shares = {mf.branches[b]: BranchShare(float(mf.P[i, b, j]), float(contrib[b] / total)) for b in on}
+            rows.append(TagScore(tagger.vocab_.tags[j], float(s[j]), shares))
+        out.append(rows)
+    return out
 
 
 def modalities_of(item: Item) -> list[str]:

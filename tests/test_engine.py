@@ -11,6 +11,7 @@ from adtag.cli import main
 from adtag.data.manifest import read_items
 from adtag.metrics import gap_at_k
 from adtag.models.tagger import Tagger, TrainConfig
+from adtag.tagging import explain_items
 from tests.conftest import make_manifest
 
 
@@ -59,9 +60,9 @@ def test_reload_gives_identical_scores(trained):
 def test_explain_lists_branch_shares(trained):
     manifest, model = trained
     tagger = Tagger.load(model)
-    rows = tagger.explain(read_items(manifest)[:2], top_k=3)[0]
-    assert len(rows) == 3 and rows[0]["score"] >= rows[1]["score"]
-    shares = [b["share"] for b in rows[0]["branches"].values()]
+    rows = explain_items(tagger, read_items(manifest)[:2], top_k=3)[0]
+    assert len(rows) == 3 and rows[0].score >= rows[1].score
+    shares = [b.share for b in rows[0].branches.values()]
     assert shares and sum(shares) == pytest.approx(1.0, abs=1e-4)
 
 

@@ -13,6 +13,7 @@ from adtag.data.manifest import read_items, write_manifest
 from adtag.data.modalities import infer_modalities
 from adtag.data.scores import attach_score_files, score_matrix
 from adtag.errors import AdtagError
+from adtag.tagging import explain_items
 
 TAGS = ["car", "food", "game"]
 
@@ -188,8 +189,8 @@ def test_scores_pass_through_to_level_2(tmp_path: Path):
     width = {s: t.branches_["joint/lr"][0].coef_.shape for s in ("with",)}["with"]
     assert width == plain.branches_["joint/lr"][0].coef_.shape
     # explanations list the external model beside the branches
-    rows = t.explain(items[:3], top_k=2)
-    assert any("vis/scores" in r["branches"] for item in rows for r in item)
+    rows = explain_items(t, items[:3], top_k=2)
+    assert any("vis/scores" in r.branches for item in rows for r in item)
     # save / load round trip gives identical scores
     t.save(tmp_path / "model")
     again = Tagger.load(tmp_path / "model")

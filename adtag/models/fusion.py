@@ -16,7 +16,7 @@ from torch import nn
 
 from adtag.models.fusions import NETWORKS
 from adtag.models.meta_features import Features
-from adtag.models.nn import NetTagger, load_numpy_state, state_to_numpy, to_tensor
+from adtag.models.nn import NetTagger, to_tensor
 
 
 class _FusionNet(nn.Module):
@@ -57,11 +57,7 @@ class FusionTagger(NetTagger):
     def __init__(
         self, kind: str = "concat", d: int = 128, lr: float = 1e-3, max_epochs: int = 60, seed: int = 0
     ) -> None:
-        self.kind = kind
-        self.d = d
-        self.lr = lr
-        self.max_epochs = max_epochs
-        self.seed = seed
+        self.kind, self.d, self.lr, self.max_epochs, self.seed = kind, d, lr, max_epochs, seed
 
     def _build(self, dims: list[int], n_tags: int) -> _FusionNet:
         if self.kind not in NETWORKS:
@@ -82,10 +78,8 @@ class FusionTagger(NetTagger):
     def predict_proba(self, x: Features) -> np.ndarray:
         return self._predict(self._logits(x), x.present.shape[0], 2048)
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return state_to_numpy(self.net_), {"dims": self.dims_, "n_tags": int(self.net_.head[-1].out_features)}
+    def _net_meta(self) -> dict[str, Any]:
+        return {"dims": self.dims_, "n_tags": int(self.net_.head[-1].out_features)}
 
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> FusionTagger:
-        self.net_ = self._build(meta["dims"], meta["n_tags"])
-        load_numpy_state(self.net_, arrays)
-        return self
+    def _rebuild(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> _FusionNet:
+        return self._build(meta["dims"], meta["n_tags"])

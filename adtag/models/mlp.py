@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adtag.models.nn import NetTagger, load_numpy_state, state_to_numpy, to_tensor
+from adtag.models.nn import NetTagger, to_tensor
 
 
 class MLPTagger(NetTagger):
@@ -25,13 +25,8 @@ class MLPTagger(NetTagger):
         holdout: float = 0.15,
         seed: int = 0,
     ) -> None:
-        self.hidden = hidden
-        self.dropout = dropout
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.max_epochs = max_epochs
-        self.holdout = holdout
-        self.seed = seed
+        self.hidden, self.dropout, self.lr, self.weight_decay = hidden, dropout, lr, weight_decay
+        self.max_epochs, self.holdout, self.seed = max_epochs, holdout, seed
 
     def _build(self, d_in: int, n_tags: int) -> nn.Module:
         torch.manual_seed(self.seed)
@@ -50,10 +45,5 @@ class MLPTagger(NetTagger):
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self._predict(lambda b: self.net_(to_tensor(X[b])), X.shape[0], 4096)
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return state_to_numpy(self.net_), {}
-
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> MLPTagger:
-        self.net_ = self._build(arrays["body.1.weight"].shape[1], arrays["body.4.weight"].shape[0])
-        load_numpy_state(self.net_, arrays)
-        return self
+    def _rebuild(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> nn.Module:
+        return self._build(arrays["body.1.weight"].shape[1], arrays["body.4.weight"].shape[0])

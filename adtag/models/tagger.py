@@ -67,7 +67,7 @@ class Tagger:
         self.config = config or TrainConfig()
 
     @property
-    def _on_features(self) -> bool:
+    def on_features(self) -> bool:
         return FUSIONS[self.config.fusion].on == "features"
 
     # ---------------------------------------------------------------- inputs
@@ -141,7 +141,7 @@ class Tagger:
         self.metrics_: dict[str, Any] = {"n_items": n, "n_tags": len(self.vocab_)}
         self.branches_: dict[str, list] = {}
         self.meta_features_: MetaFeatures | None = None
-        if self._on_features:
+        if self.on_features:
             self.fusion_ = create_fusion(cfg.fusion, cfg.seed).fit(x, Y)
             self.metrics_["train_seconds"] = round(time.time() - t0, 2)
             return self
@@ -196,30 +196,8 @@ class Tagger:
         return MetaFeatures(P, present, [s.name for s in specs], extras)
 
     def predict_proba(self, items: list[Item]) -> np.ndarray:
-        x = self.features(items) if self._on_features else self.meta_features(items)
+        x = self.features(items) if self.on_features else self.meta_features(items)
         return self.fusion_.predict_proba(x)
-
-    def explain(self, items: list[Item], top_k: int = 10) -> list[list[dict[str, Any]]]:
-        """Top tags per item with each branch's probability and share of the decision."""
-        mf = None if self._on_features else self.meta_features(items)
-        scores = self.fusion_.predict_proba(self.features(items) if mf is None else mf)
-        weights = None if mf is None else self.fusion_.branch_weights()
-        out = []
-        for i, s in enumerate(scores):
-            rows = []
-            for j in np.argsort(-s)[:top_k]:
-                shares = {}
-                if mf is not None:
-                    contrib = weights * mf.P[i, :, j] * mf.present[i]
-                    total = contrib.sum() or 1.0
-                    shares = {
-                        name: {"probability": float(mf.P[i, b, j]), "share": float(contrib[b] / total)}
-                        for b, name in enumerate(mf.branches)
-                        if mf.present[i, b]
-                    }
-                rows.append({"tag": self.vocab_.tags[j], "score": float(s[j]), "branches": shares})
-            out.append(rows)
-        return out
 
     # ---------------------------------------------------------------- persistence
     def save(self, model_dir: Path) -> None:
@@ -244,7 +222,7 @@ class Tagger:
             t.fusion_, t.meta_features_, t.branches_ = components["fusion"], None, persist.branch_models(components)
         except (KeyError, TypeError, ValueError) as exc:
             raise AdtagError(f"{model_dir}: model folder is damaged or was edited by hand ({exc!r})") from None
-        missing = [] if t._on_features else [b.name for b in t.branch_specs() if b.name not in t.branches_]
+        missing = [] if t.on_features else [b.name for b in t.branch_specs() if b.name not in t.branches_]
         if missing:
             raise AdtagError(f"{model_dir}: branches {missing} are missing from the weights")
         from adtag.decisions.decider import Decider
@@ -260,6 +238,6 @@ class Tagger:
             "config": asdict(self.config),
             "tags": self.vocab_.tags,
             "modalities": [s.to_json() for s in self.specs_],
-            "branches": [] if self._on_features else [s.name for s in self.branch_specs()],
+            "branches": [] if self.on_features else [s.name for s in self.branch_specs()],
             "metrics": self.metrics_,
         }
