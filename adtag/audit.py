@@ -13,13 +13,22 @@ Ranking by ``1 - s`` and ``s`` instead lets the many rare-tag labels with low sc
 every missing one (on corrupted yeast: 0.435 of the top 200 corrupted, against 0.615 with the
 posterior at the default rates). Each row names the branches whose out-of-fold probabilities
 carried the evidence.
+
+The audit ranks the out-of-fold scores themselves, so it calibrates them with the per-tag map
+fitted on them (``AUDIT_MAP``, ``audit_scores``), whatever map the decision layer chose for new
+items' scores: on out-of-fold scores the per-tag map is the better calibrated one (cross-fitted
+ECE, BENCHMARKS.md section 11b), while new items' scores come from the final system and are kept
+as they are unless a map is clearly better.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+AUDIT_MAP = "tag-platt+isotonic"
 
 
 @dataclass
@@ -31,6 +40,17 @@ class Suspect:
     score: float  # calibrated out-of-fold score of the tag
     suspicion: float  # probability the label is in error
     evidence: list[tuple[str, float]] = field(default_factory=list)  # (branch, its probability)
+
+
+def audit_scores(decider: Any, rows: np.ndarray | None = None) -> np.ndarray:
+    """The decision layer's out-of-fold scores (of ``rows``, default all), calibrated by ``AUDIT_MAP``
+    fitted on all of them (after the same single-choice normalisation as the layer's)."""
+    from adtag.decisions.calibrate import Calibrator
+    from adtag.decisions.decider import normalise_groups
+
+    oof = normalise_groups(decider.oof_scores, decider.exclusive)
+    cal = Calibrator(method=AUDIT_MAP).fit(oof, decider.oof_truth)
+    return cal.transform(oof if rows is None else oof[rows])
 
 
 def error_probability(scores: np.ndarray, labels: np.ndarray, drop: float = 0.05, add: float = 0.01) -> np.ndarray:

@@ -9,6 +9,7 @@ precision/recall cuts) is refitted on the same arrays as the reference.
     python benchmarks/bench_decide.py --cache DIR [--sets emotions,yeast,...] [--folds 5]
     python benchmarks/bench_decide.py --cache DIR --sets "" --taac WORKDIR
     python benchmarks/bench_decide.py --cache DIR --sets "" --audit yeast
+    python benchmarks/bench_decide.py --cache DIR --sets "" --demo adtag-demo/features/manifest.jsonl
 
 ``--cache DIR`` keeps each fold's out-of-fold and held-out score arrays (npz), so a re-run only
 re-fits the decision layer. ``--taac WORKDIR``: the real TAAC tags of 5,000 videos as a task (the
@@ -33,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adtag.audit import error_probability, rank_suspects  # noqa: E402
+from adtag.audit import audit_scores, error_probability, rank_suspects  # noqa: E402
 from adtag.data.manifest import Item  # noqa: E402
 from adtag.data.vocab import Vocabulary  # noqa: E402
 from adtag.decisions.decider import Decider  # noqa: E402
@@ -280,8 +281,8 @@ def audit(name: str, top: int = 200, cache: Path | None = None) -> dict:
             f.parent.mkdir(parents=True, exist_ok=True)
             np.savez(f, oof=oof, raw=raw)
     d = Decider.fit(oof, Ynoisy, vocab.tags, "f1")
-    suspects = rank_suspects(d.calibrate(oof), Ynoisy, [it.id for it in train], vocab.tags, top=top)
-    cal = d.calibrate(oof)
+    cal = audit_scores(d)
+    suspects = rank_suspects(cal, Ynoisy, [it.id for it in train], vocab.tags, top=top)
     ranking = {}
     for label, susp in [("1-s / s", np.where(Ynoisy, 1 - cal, cal))] + [
         (f"posterior drop={dr} add={ad}", error_probability(cal, Ynoisy, dr, ad))
@@ -452,13 +453,25 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=5, help="outer folds of the quality figures (default: 5)")
     ap.add_argument("--cached-only", action="store_true", help="pool only the outer folds already in the cache")
     ap.add_argument("--taac", type=Path, default=None, help="work folder: run the TAAC real-tags task there")
+    ap.add_argument(
+        "--demo",
+        type=Path,
+        default=None,
+        help="the demo corpus's extracted features/manifest.jsonl (from 'adtag demo'): adds the set 'demo'",
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load_before = os.getloadavg()
+    sets = [s for s in args.sets.split(",") if s]
+    if args.demo:
+        from adtag.data.manifest import load_manifest
+
+        LOADERS["demo"] = lambda: load_manifest(args.demo)
+        sets.append("demo")
     q = []
-    for name in [s for s in args.sets.split(",") if s]:
+    for name in sets:
         q.append(quality(name, args.cache, args.folds, args.cached_only))
         print(json.dumps({k: v for k, v in q[-1].items() if k not in ("decisions", "goals")}), flush=True)
     t = [taac(args.taac)] if args.taac else []

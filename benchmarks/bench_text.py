@@ -14,6 +14,7 @@ Each row reports wall and CPU seconds, out-of-fold GAP (plain averaging) and GAP
 
 ``--branches [NAMES]`` gives CPU-s, solver evaluations and held-out GAP per branch and fold (fold 1
 selects the alpha, folds 2-5 reuse it), each tree in its own process on the same items.
+``--text-models lr`` trains the text modalities with logistic regression only (no SVM branches).
 ``--tokenize`` times word splitting of 5k-40k characters of Chinese without spaces (random
 characters, the worst case for jieba's HMM, and real headlines run together) per code tree.
 """
@@ -166,7 +167,10 @@ from adtag.models.tagger import Tagger, TrainConfig
 runtime.configure(1)
 train, test = read_items(Path(sys.argv[1])), read_items(Path(sys.argv[2]))
 t0, c0 = time.perf_counter(), time.process_time()
-tagger = Tagger(TrainConfig(folds=5)).fit(train, progress=False, log=lambda *a: None)
+cfg = TrainConfig(folds=5)
+if sys.argv[3:]:  # the text modalities' branch models, e.g. "lr" (no SVM branches)
+    cfg.branch_models["text"] = sys.argv[3].split(",")
+tagger = Tagger(cfg).fit(train, progress=False, log=lambda *a: None)
 train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
 t1 = time.perf_counter()
 scores = tagger.predict_proba(test)
@@ -346,6 +350,7 @@ def main() -> None:
         help="CPU-s per branch and fold instead of the end-to-end run (optionally a comma list, e.g. script/lr)",
     )
     ap.add_argument("--no-sklearn", action="store_true")
+    ap.add_argument("--text-models", default="", help="branch models of the text modalities (default: lr,svm)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
     codes = [(c.split("=", 1)[0], Path(c.split("=", 1)[1])) for c in args.code] or [("current", ROOT)]
@@ -393,7 +398,9 @@ def main() -> None:
                     print("sklearn", result["runs"]["sklearn-ovr-lr, script, fold 1"], flush=True)
                 codes, args.no_sklearn = [], True
             for name, code in codes:
-                out, wall, cpu = run_code(code, ["-c", _TRAIN_SNIPPET, str(m_tr), str(m_te)])
+                out, wall, cpu = run_code(
+                    code, ["-c", _TRAIN_SNIPPET, str(m_tr), str(m_te), *filter(None, [args.text_models])]
+                )
                 r = json.loads(out.strip().splitlines()[-1])
                 r.update(wall_s=round(wall, 1), cpu_s=round(cpu, 1))
                 result["runs"][name] = r
@@ -404,6 +411,7 @@ def main() -> None:
                 load.append(os.getloadavg())
                 print("sklearn", result["runs"]["sklearn-ovr-lr"], flush=True)
             stem = "text_branches" if args.branches else "text_train"
+            result["text_models"] = args.text_models or "default"
     result["load_average_1m"] = [round(x[0], 2) for x in load]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

@@ -98,19 +98,85 @@ def test_bad_decide_exits_2(trained, tmp_path, capsys, extra, message):
     assert not (tmp_path / "m").exists()
 
 
-def test_decide_with_a_feature_fusion_network_exits_2_before_training(trained, tmp_path, capsys):
-    manifest, _ = trained
-    argv = ["train", str(manifest), "--out", str(tmp_path / "m"), "--quiet", "--fusion", "concat", "--decide", "f1"]
-    assert main(argv) == 2
+def test_per_group_maximum_per_group_on_the_command_line(decided_model, tmp_path, capsys):
+    """``--per-group-max N`` or ``GROUP=N,...`` (a plain N for the groups not named); a bad token or a
+    group the taxonomy lacks is exit 2 naming it (and the known groups)."""
+    manifest, model, tax = decided_model
+    out = tmp_path / "p.json"
+    argv = ["predict", str(model), str(manifest), "--out", str(out), "--decide", "recall=0.99", "--min-tags", "0"]
+    groups = {"beach": "place", "city": "place", "food": "thing", "car": "thing", "music": "mood", "sport": "mood"}
+
+    def per_group(spec: str) -> list[dict[str, int]]:
+        assert main(argv + ["--per-group-max", spec]) == 0
+        rows = []
+        for e in json.loads(out.read_text(encoding="utf-8")).values():
+            n: dict[str, int] = {}
+            for t in e["result"][0]["decided"]:
+                n[groups[t]] = n.get(groups[t], 0) + 1
+            rows.append(n)
+        return rows
+
+    uncapped = per_group("0")
+    assert any(r.get("place", 0) == 2 for r in uncapped) and any(r.get("mood", 0) == 2 for r in uncapped)
+    capped = per_group("place=1")
+    assert all(r.get("place", 0) <= 1 for r in capped)
+    assert any(r.get("mood", 0) == 2 for r in capped), "groups not named keep no cap"
+    capped = per_group("1,mood=0")
+    assert all(r.get("place", 0) <= 1 and r.get("thing", 0) <= 1 for r in capped)
+    assert any(r.get("mood", 0) == 2 for r in capped), "mood=0: no cap"
+    capsys.readouterr()
+    assert main(argv + ["--per-group-max", "places=1"]) == 2
     err = capsys.readouterr().err
-    assert "--fusion concat fuses the features" in err and "stack" in err
-    assert not (tmp_path / "m").exists(), "nothing trained, nothing written"
+    assert "--per-group-max: no group 'places'" in err and "groups: place, thing, mood" in err
+    with pytest.raises(SystemExit) as exc:
+        main(argv + ["--per-group-max", "place=one"])
+    assert exc.value.code == 2
+    assert "--per-group-max" in (err := capsys.readouterr().err) and "'place=one'" in err
+
+
+def test_decide_with_a_feature_fusion_network(trained, tmp_path, capsys):
+    """train --fusion concat --decide f1: the network is refitted K-fold on the training features, so
+    every training item's stored score comes from a network that never saw it; then predict --decide."""
+    from adtag.models.tagger import Tagger
+
+    manifest, _ = trained
+    model = tmp_path / "m"
+    argv = ["train", str(manifest), "--out", str(model), "--quiet", "--folds", "3", "--fusion", "concat"]
+    assert main(argv + ["--decide", "f1"]) == 0
+    assert "decisions (f1): out-of-fold ECE" in capsys.readouterr().out
+    meta = json.loads((model / "decisions.json").read_text(encoding="utf-8"))
+    assert meta["thresholds"]["goal"] == "f1" and len(meta["oof_ids"]) == 120
+    with np.load(model / "decisions.npz", allow_pickle=False) as z:
+        oof, truth = z["oof_scores"], z["oof_truth"]
+    tagger = Tagger.load(model)
+    assert tagger.config.fusion == "concat" and tagger.decider_ is not None
+    from adtag.data.manifest import load_manifest
+
+    items = {it.id: it for it in load_manifest(manifest)}
+    in_sample = tagger.predict_proba([items[i] for i in meta["oof_ids"]])
+    # Out-of-fold, not the final network's in-sample scores: those fit the training labels better.
+    assert oof.shape == in_sample.shape and np.abs(oof - in_sample).max() > 0.05
+    bce = lambda s: -np.mean(truth * np.log(s + 1e-7) + (1 - truth) * np.log(1 - s + 1e-7))  # noqa: E731
+    assert bce(in_sample) < bce(oof)
+
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(model), str(manifest), "--out", str(out), "--decide"]) == 0
+    preds = json.loads(out.read_text(encoding="utf-8"))
+    assert len(preds) == 120
+    for entry in preds.values():
+        res = entry["result"][0]
+        assert res["decided"], "every item gets at least one tag under f1"
+        assert set(res["decided"]) <= set(res["labels"])
+    capsys.readouterr()
+    assert main(["evaluate", str(out), str(manifest), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert 0.5 < res["decisions"]["micro_f1"] <= 1.0
 
 
 def test_per_group_minimum_per_group_on_the_command_line(decided_model, tmp_path, capsys):
     manifest, model, tax = decided_model
     out = tmp_path / "p.json"
-    argv = ["predict", str(model), str(manifest), "--out", str(out), "--decide", "precision=0.99"]
+    argv = ["predict", str(model), str(manifest), "--out", str(out), "--decide", "precision=0.98"]
     argv += ["--min-tags", "0", "--per-group-max", "0"]
     assert main(argv + ["--per-group-min", "mood=1,place=0"]) == 0
     groups = {"beach": "place", "city": "place", "food": "thing", "car": "thing", "music": "mood", "sport": "mood"}

@@ -115,7 +115,7 @@ def test_wilson_lower_bound():
     assert np.all(lb < 0.9) and np.all(np.diff(lb) > 0) and lb[-1] > 0.89
 
 
-def test_auto_calibration_keeps_the_default_map_unless_another_is_clearly_better(tmp_path):
+def test_auto_calibration_keeps_the_scores_unless_a_map_is_clearly_better(tmp_path):
     from adtag.decisions import calibrate
 
     rng = np.random.default_rng(20)
@@ -127,11 +127,14 @@ def test_auto_calibration_keeps_the_default_map_unless_another_is_clearly_better
         cal = Calibrator().fit(scores, truth)
         assert set(cal.cv_ece_) == set(calibrate.METHODS)
         assert cal.method_ == calibrate.DEFAULT or cal.cv_ece_[cal.method_] < cal.cv_ece_[calibrate.DEFAULT]
-    # Over-confident by one slope for all tags: the pooled Platt fit is as good as the richest map and
-    # simpler; with the richest map's margin removed, the lowest cross-validated ECE wins.
+    # Calibrated scores are kept as they are, on 3,000 items and on 150.
+    assert Calibrator().fit(q, y).method_ == "identity" == Calibrator().fit(q[:150], y[:150]).method_
+    # A tag-dependent distortion is clearly fixed by a per-tag map.
+    assert Calibrator().fit(s, y2).method_.startswith("tag-platt")
+    # Over-confident by one slope for all tags: a map is chosen, far better than the scores as they are.
     wide = 1 / (1 + np.exp(-3 * np.log(q / (1 - q))))
     cal = Calibrator().fit(wide, y)
-    assert cal.cv_ece_["identity"] > 5 * cal.cv_ece_[cal.method_]
+    assert cal.method_ != "identity" and cal.cv_ece_["identity"] > 5 * cal.cv_ece_[cal.method_]
     # The choice is stored with the decision layer and read back.
     tags = [f"t{j}" for j in range(6)]
     Decider.fit(wide, y, tags, "f1").save(tmp_path)
@@ -233,6 +236,37 @@ def test_per_group_minimum_per_group():
     # Stored and read back as it was given.
     back = Rules.from_json(Rules(tax, per_group_min={"*": 1, "g1": 0}).to_json())
     assert back.per_group_min == {"*": 1, "g1": 0}
+
+
+def test_per_group_maximum_per_group():
+    """``--per-group-max 3,scene=1``: each group its own cap (0: no cap), checked against the taxonomy."""
+    tax = Taxonomy.parse(["a,g1", "b,g1", "c,g1", "d,g2", "e,g2", "f,g3", "g,g3"])
+    tags = list("abcdefg")
+    groups, names = tax.group_index(tags)
+    scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.55, 0.52, 0.51]])
+    everything = np.ones_like(scores, bool)
+    for spec, want in [
+        ("1", "a d f"),
+        ("2", "a b d e f g"),
+        ("g1=1", "a d e f g"),  # groups not named: no cap
+        ("2,g3=1", "a b d e f"),
+        ("1,g2=0", "a d e f"),  # 0: no cap for g2
+    ]:
+        maxes = Rules(tax, per_group_max=parse_group_counts(spec)).group_maxes(names)
+        out = apply_rules(scores, everything, groups, per_group_max=maxes)
+        assert " ".join(t for t, keep in zip(tags, out[0], strict=True) if keep) == want, spec
+    # A cap and a minimum per group together: g1 capped at 1, g3 forced to 1 though nothing passed there.
+    rules = Rules(tax, per_group_max={"g1": 1}, per_group_min={"g3": 1})
+    passed = scores >= 0.7
+    out = apply_rules(
+        scores, passed, groups, per_group_max=rules.group_maxes(names), per_group_min=rules.group_mins(names)
+    )
+    assert out[0].tolist() == [True, False, False, False, False, True, False]
+    with pytest.raises(AdtagError, match=r"--per-group-max: no group 'g4'.*groups: g1, g2, g3"):
+        Rules(tax, per_group_max={"g4": 1}).check_groups(names)
+    back = Rules.from_json(Rules(tax, per_group_max={"*": 2, "g1": 1}).to_json())
+    assert back.per_group_max == {"*": 2, "g1": 1}
+    assert Rules.from_json(Rules(tax, per_group_max=3).to_json()).per_group_max == 3
 
 
 def test_per_group_metrics():
@@ -358,3 +392,16 @@ def test_audit_ranks_corrupted_labels_first():
     assert {r.kind for r in rows} == {"likely wrong", "likely missing"}
     with pytest.raises(ValueError, match="noise rates"):
         error_probability(cal, noisy, drop=0.7, add=0.4)
+
+
+def test_audit_calibrates_the_out_of_fold_scores_per_tag_whatever_the_layer_chose():
+    """The audit ranks out-of-fold scores: a layer that keeps new items' scores as they are
+    (identity) still has them calibrated per tag for the audit."""
+    from adtag.audit import audit_scores
+
+    s, y, _ = miscalibrated(n=3000, L=6, seed=11)
+    d = Decider.fit(s, y, [f"t{j}" for j in range(6)], "f1", calibration="identity")
+    np.testing.assert_allclose(d.calibrate(s), s, atol=1e-3)
+    a = audit_scores(d)
+    assert expected_calibration_error(s, y) > 0.05 > 0.02 > expected_calibration_error(a, y)
+    np.testing.assert_allclose(audit_scores(d, np.arange(10, 20)), a[10:20])

@@ -50,3 +50,27 @@ def test_parallel_results_keep_input_order_while_largest_runs_first():
     sized = [(np.zeros(k),) for k in (5, 50, 1, 500, 20, 2, 100)]
     assert list(run_parallel(_square, jobs, n_jobs=2)) == [i * i for i in range(7)]
     assert [len(r) for r in run_parallel(np.atleast_1d, sized, n_jobs=2)] == [5, 50, 1, 500, 20, 2, 100]
+
+
+def test_later_folds_as_separate_jobs_give_the_in_process_branch():
+    """Fold 1 of every branch, then its later folds as jobs of their own in 2 workers: the same
+    out-of-fold probabilities and settings as one branch fitted fold after fold in-process."""
+    from adtag.models.branch import BranchSpec, fit_branch, make_folds
+    from adtag.models.meta_features import fit_meta_features
+
+    rng = np.random.default_rng(3)
+    n, L = 200, 8
+    X = sp.random(n, 400, density=0.03, format="csr", random_state=4, dtype=np.float32)
+    Y = (X @ rng.normal(size=(400, L)) + 0.2 * rng.normal(size=(n, L)) > 0.1).astype(np.float32)
+    specs = [BranchSpec("text", "lr"), BranchSpec("text", "svm")]
+    present = np.ones((n, 2), bool)
+    present[:30, 1] = False  # the SVM branch's modality is missing for some items
+    folds = make_folds(n, 4, 0)
+    mf, models = fit_meta_features(
+        specs, lambda s: X, present, Y, folds, np.zeros((n, 0)), map_fn=lambda fn, jobs: run_parallel(fn, jobs, 2)
+    )
+    for b, spec in enumerate(specs):
+        oof, alone = fit_branch(spec, X, Y, present[:, b], folds)
+        np.testing.assert_allclose(mf.P[:, b], oof, rtol=0, atol=1e-6)
+        assert [m.alpha_ for m in models[spec.name]] == [m.alpha_ for m in alone]
+        assert all(m.coef_ is not None for m in models[spec.name])  # settings() copies, never strips the model

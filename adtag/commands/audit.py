@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adtag.audit import Suspect, rank_suspects
+from adtag.audit import Suspect, audit_scores, rank_suspects
 from adtag.data.manifest import load_manifest
 from adtag.decisions.decider import Decider
 from adtag.errors import AdtagError
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 unknown.add(t)
     P, present, names = _branch_evidence(args.model_dir, len(d.oof_ids))
-    cal = d.calibrate(d.oof_scores[rows])
+    cal = audit_scores(d, np.asarray(rows))
     suspects = rank_suspects(
         cal,
         labels,

@@ -42,7 +42,7 @@ def add_decide_options(p: argparse.ArgumentParser, command: str) -> None:
             type=checked_type(_goal_text),
             default=None,
             help="also fit calibration and per-tag thresholds on the whole system's out-of-fold scores, for "
-            "GOAL: f1, precision=P or recall=R (e.g. precision=0.9); costs K more stacker fits",
+            "GOAL: f1, precision=P or recall=R (e.g. precision=0.9); costs K more fusion fits (no branch refit)",
         )
     else:
         g.add_argument(
@@ -62,7 +62,14 @@ def add_decide_options(p: argparse.ArgumentParser, command: str) -> None:
         default=None,
         help="CSV tag,group[,parent] or TAAC label_dimension.csv",
     )
-    g.add_argument("--per-group-max", type=int, default=None, help="at most N decided tags per taxonomy group")
+    g.add_argument(
+        "--per-group-max",
+        metavar="N|GROUP=N,...",
+        type=checked_type(parse_group_counts),
+        default=None,
+        help="at most N decided tags per taxonomy group (0: no cap): one N for all, or per group, e.g. "
+        "'scene=1,style=2' (groups not named: no cap) or '3,scene=1' (groups not named: 3)",
+    )
     g.add_argument(
         "--per-group-min",
         metavar="N|GROUP=N,...",
@@ -86,38 +93,26 @@ def _rules(args: argparse.Namespace, tags: list[str], base: Rules | None) -> Rul
     tax = args.taxonomy or base.taxonomy
     if (args.per_group_max or args.per_group_min) and tax is None:
         raise AdtagError("--per-group-max / --per-group-min need --taxonomy")
-    for name in ("per_group_max", "min_tags"):
-        v = getattr(args, name)
-        if v is not None and v < 0:
-            raise AdtagError(f"--{name.replace('_', '-')} {v}: must be 0 or more")
+    if args.min_tags is not None and args.min_tags < 0:
+        raise AdtagError(f"--min-tags {args.min_tags}: must be 0 or more")
     rules = Rules(
         taxonomy=tax,
         per_group_max=args.per_group_max if args.per_group_max is not None else base.per_group_max,
         per_group_min=args.per_group_min if args.per_group_min is not None else base.per_group_min,
         min_tags=args.min_tags if args.min_tags is not None else base.min_tags,
     )
-    rules.group_mins(tax.groups if tax else [])  # a group the taxonomy lacks: exit 2 before any work
+    rules.check_groups(tax.groups if tax else [])  # a group the taxonomy lacks: exit 2 before any work
     return rules
 
 
 def check_training_options(args: argparse.Namespace) -> None:
-    """``adtag train --decide`` checks, before any training: the layer is fitted on the whole system's
-    out-of-fold scores, which are refitted from the cached meta-features; a fusion network over the
-    features has none (refitting it K-fold would retrain the network K times)."""
+    """``adtag train --decide`` checks, before any training (the taxonomy rules)."""
     if args.decide is None:
         return
-    from adtag.models.fusions import FUSIONS  # the registry alone: numpy only
-
-    if FUSIONS[args.fusion].on != "meta-features":
-        stackers = ", ".join(f.name for f in FUSIONS.values() if f.on == "meta-features")
-        raise AdtagError(
-            f"--decide needs a fusion over the out-of-fold meta-features; --fusion {args.fusion} fuses the "
-            f"features themselves and has none. Use one of: {stackers}"
-        )
     if (args.per_group_max or args.per_group_min) and args.taxonomy is None:
         raise AdtagError("--per-group-max / --per-group-min need --taxonomy")
     if args.taxonomy is not None:
-        Rules(args.taxonomy, args.per_group_max, args.per_group_min or 0).group_mins(args.taxonomy.groups)
+        Rules(args.taxonomy, args.per_group_max, args.per_group_min or 0).check_groups(args.taxonomy.groups)
 
 
 def fit_for_training(args: argparse.Namespace, tagger: Any, items: list, model_dir: Path) -> Decider | None:
@@ -131,7 +126,7 @@ def fit_for_training(args: argparse.Namespace, tagger: Any, items: list, model_d
     rules = _rules(args, tags, None)
     Y = tagger.vocab_.encode([it.tags for it in items], [it.id for it in items])
     band = 0.1 if args.review_band is None else args.review_band
-    d = fit_decider(tagger, [it.id for it in items], Y, goal, rules, band)
+    d = fit_decider(tagger, [it.id for it in items], Y, goal, rules, band, items=items)
     tagger.decider_ = d
     d.save(model_dir)
     m = d.metrics

@@ -59,8 +59,8 @@ def normalise_groups(scores: np.ndarray, exclusive: np.ndarray | None) -> np.nda
 
 
 def parse_group_counts(text: str) -> int | dict[str, int]:
-    """``--per-group-min``: ``N`` for every group, or ``GROUP=N,...`` with an optional plain ``N`` as the
-    value of the groups not named (``1,narrative=0``); each count 0 or more."""
+    """``--per-group-min`` / ``--per-group-max``: ``N`` for every group, or ``GROUP=N,...`` with an
+    optional plain ``N`` as the value of the groups not named (``1,narrative=0``); each count 0 or more."""
     out: dict[str, int] = {}
     for part in (p.strip() for p in str(text).split(",")):
         name, eq, val = part.rpartition("=") if "=" in part else ("*", "=", part)
@@ -78,7 +78,8 @@ def parse_group_counts(text: str) -> int | dict[str, int]:
 @dataclass
 class Rules:
     taxonomy: Taxonomy | None = None
-    per_group_max: int | None = None
+    # None or 0: no cap; one number for every group, or {group: N} ("*": the groups not named).
+    per_group_max: int | dict[str, int] | None = None
     # One number for every group, or {group: N} ("*": the groups not named).
     per_group_min: int | dict[str, int] = 0
     # Every training item has a tag, so under the f1 goal every item gets at least its best one;
@@ -98,20 +99,34 @@ class Rules:
         tax = Taxonomy.from_json(obj["taxonomy"]) if obj.get("taxonomy") else None
         pg_min = obj.get("per_group_min") or 0
         pg_min = {str(k): int(v) for k, v in pg_min.items()} if isinstance(pg_min, dict) else int(pg_min)
-        return cls(tax, obj.get("per_group_max"), pg_min, obj.get("min_tags"))
+        pg_max = obj.get("per_group_max")
+        pg_max = {str(k): int(v) for k, v in pg_max.items()} if isinstance(pg_max, dict) else pg_max
+        return cls(tax, pg_max, pg_min, obj.get("min_tags"))
 
-    def group_mins(self, names: list[str]) -> np.ndarray | int:
-        """``per_group_min`` as one number or an array over ``names``; a group the taxonomy lacks is an error."""
-        if not isinstance(self.per_group_min, dict):
-            return int(self.per_group_min)
-        unknown = sorted(set(self.per_group_min) - set(names) - {"*"})
+    def _per_group(self, option: str, value: int | dict[str, int] | None, names: list[str]) -> np.ndarray | int:
+        if not isinstance(value, dict):
+            return int(value or 0)
+        unknown = sorted(set(value) - set(names) - {"*"})
         if unknown:
             source = self.taxonomy.source if self.taxonomy else "no taxonomy"
             raise AdtagError(
-                f"--per-group-min: no group {', '.join(map(repr, unknown))} in {source} (groups: {', '.join(names)})"
+                f"{option}: no group {', '.join(map(repr, unknown))} in {source} (groups: {', '.join(names)})"
             )
-        default = self.per_group_min.get("*", 0)
-        return np.array([self.per_group_min.get(g, default) for g in names], dtype=np.int64)
+        default = value.get("*", 0)
+        return np.array([value.get(g, default) for g in names], dtype=np.int64)
+
+    def group_mins(self, names: list[str]) -> np.ndarray | int:
+        """``per_group_min`` as one number or an array over ``names``; a group the taxonomy lacks is an error."""
+        return self._per_group("--per-group-min", self.per_group_min, names)
+
+    def group_maxes(self, names: list[str]) -> np.ndarray | int:
+        """``per_group_max`` as one number or an array over ``names`` (0: no cap); likewise checked."""
+        return self._per_group("--per-group-max", self.per_group_max, names)
+
+    def check_groups(self, names: list[str]) -> None:
+        """Exit 2 (AdtagError) before any work when a per-group option names a group not in ``names``."""
+        self.group_mins(names)
+        self.group_maxes(names)
 
 
 @dataclass
@@ -206,7 +221,7 @@ class Decider:
             self.thresholds.decide(cal),
             groups,
             parents,
-            self.rules.per_group_max,
+            self.rules.group_maxes(names),
             self.rules.group_mins(names),
             self.min_tags,
         )

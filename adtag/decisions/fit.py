@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from adtag.decisions.decider import Decider, Rules
-from adtag.decisions.oof import system_oof
+from adtag.decisions.oof import kfold_oof, system_oof
 from adtag.decisions.thresholds import Goal
 from adtag.errors import AdtagError
 
@@ -32,20 +33,37 @@ class _MetaFeaturesFusion:
         return self.fusion.predict_proba(self._mf(P, present, extras))
 
 
-def tagger_oof_scores(tagger: Any, Y: np.ndarray, folds: int | None = None) -> np.ndarray:
+def _take(x: Any, rows: np.ndarray) -> Any:
+    """The rows of ``Features`` (each block dense or CSR)."""
+    return replace(x, blocks=[b[rows] for b in x.blocks], present=x.present[rows])
+
+
+def tagger_oof_scores(tagger: Any, Y: np.ndarray, folds: int | None = None, items: list | None = None) -> np.ndarray:
     """The whole system's out-of-fold scores on the training items the tagger was fitted on.
 
-    The fusion is refitted K-fold on the cached out-of-fold meta-features (no branch is refitted).
+    A fusion over meta-features is refitted K-fold on the cached out-of-fold meta-features (no
+    branch is refitted); a fusion network over the features (``on == "features"``) is refitted
+    K-fold on the featurized ``items`` (the training items, in the order of ``Y``).
     """
     cfg = tagger.config
     folds = folds or cfg.folds
+    from adtag.models.fusions import FUSIONS, create_fusion
+
+    if FUSIONS[cfg.fusion].on == "features":
+        if items is None:
+            raise AdtagError(f"decisions for fusion {cfg.fusion!r} need the training items to refit it K-fold")
+        x = tagger.features(items)
+
+        def fit_predict(tr: np.ndarray, te: np.ndarray) -> np.ndarray:
+            return create_fusion(cfg.fusion, cfg.seed).fit(_take(x, tr), Y[tr]).predict_proba(_take(x, te))
+
+        return kfold_oof(len(items), fit_predict, folds, cfg.seed)
     mf = getattr(tagger, "meta_features_", None)
     if mf is None:
         raise AdtagError(
-            f"decisions need a fusion over out-of-fold meta-features; fusion {cfg.fusion!r} has none "
-            "(use --fusion stack, paper or mean)"
+            "decisions need the out-of-fold meta-features of training: fit the tagger (adtag train --decide), "
+            "a loaded model folder does not keep them in memory"
         )
-    from adtag.models.fusions import create_fusion
 
     def make():
         return _MetaFeaturesFusion(lambda: create_fusion(cfg.fusion, cfg.seed, **cfg.stacker), mf.branches)
@@ -61,8 +79,10 @@ def fit_decider(
     rules: Rules | None = None,
     band: float = 0.1,
     oof_scores: np.ndarray | None = None,
+    items: list | None = None,
 ) -> Decider:
-    """Calibration + thresholds for ``goal`` on the tagger's whole-system out-of-fold scores."""
+    """Calibration + thresholds for ``goal`` on the tagger's whole-system out-of-fold scores
+    (``items``: the training items, needed by a fusion network over the features)."""
     if oof_scores is None:
-        oof_scores = tagger_oof_scores(tagger, Y)
+        oof_scores = tagger_oof_scores(tagger, Y, items=items)
     return Decider.fit(oof_scores, Y, tagger.vocab_.tags, goal, ids=ids, rules=rules, band=band)

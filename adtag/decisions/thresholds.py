@@ -159,8 +159,9 @@ def fit_thresholds(
     if goal.kind == "precision" and not np.isfinite(values).any():
         best = _best_precision(scores, y)
         raise AdtagError(
-            f"--decide {goal}: impossible target, no tag reaches precision {goal.value:g} on the out-of-fold "
-            f"predictions with at least {MIN_SUPPORT} true positives (best pooled precision: {best:.3f})"
+            f"--decide {goal}: impossible target, no tag reaches precision {goal.value:g} by its lower confidence "
+            f"bound on the out-of-fold predictions (counted on its pairs and on what its scores predict); the best "
+            f"counted pooled precision with at least {MIN_SUPPORT} true positives is {best:.3f}: ask for less"
         )
     return Thresholds(values=values, own=own, goal=goal, pooled=pooled, band=band)
 

@@ -3,11 +3,11 @@
 Branch models live in one registry (name -> class and its default parameters), as encoders do:
 ``register_branch_model("lr", LinearTagger, loss="log")`` makes ``lr`` usable in
 ``TrainConfig.branch_models``. Each branch's K fold models are kept and averaged at prediction
-time, so no branch is ever refitted on the full data.
-"""
+time, so no branch is ever refitted on the full data."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +39,9 @@ def register_branch_model(name: str, cls: type[Estimator], **params: Any) -> Non
 
 
 class PassThrough(Estimator):
-    """The branch of a score modality: its out-of-fold meta-features are the scores themselves.
-
-    Nothing is learned from the labels (re-learning strong scores from a few hundred items loses
-    quality); the scores must already be out-of-sample for the training items.
-    """
+    """The branch of a score modality: its out-of-fold meta-features are the scores themselves. Nothing
+    is learned from the labels (re-learning strong scores from a few hundred items loses quality); the
+    scores must already be out-of-sample for the training items."""
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> PassThrough:
         if X.shape[1] != Y.shape[1]:
@@ -85,37 +83,39 @@ def make_folds(n: int, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.nda
     return list(KFold(n_folds, shuffle=True, random_state=seed).split(np.arange(n)))
 
 
-def fit_branch(
-    spec: BranchSpec,
-    X,
-    Y: np.ndarray,
-    present: np.ndarray,
-    folds: list[tuple[np.ndarray, np.ndarray]],
-    seed: int = 0,
-) -> tuple[np.ndarray, list[Estimator]]:
-    """Train one branch K-fold; return its out-of-fold probabilities (n, L) and the fold models.
+def fit_branch_fold(spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int, k: int, prev=None):
+    """Fold ``k`` of a branch (one job: later folds run once fold 1 has chosen the settings ``prev``):
+    its held-out probabilities and model. Items without the modality are left out of training (no
+    evidence); the branch still scores them and the stacker sees them as absent."""
+    tr, va = folds[k]
+    est = make_branch_model(spec.model, seed + k)
+    est.fit_fold(X, Y, tr[present[tr]] if present[tr].any() else tr, va[present[va]], prev)
+    return est.predict_proba(X[va]), est
 
-    Items that lack the modality are left out of training (their rows carry no evidence); the
-    branch still scores them, and the stacker sees them as absent. Each model's ``fit_fold``
-    sees the first fold's model, so it can select settings once and reuse them (never its weights:
-    they were fitted on this fold's held-out rows).
-    """
-    oof = np.zeros(Y.shape, dtype=np.float32)
-    models: list[Estimator] = []
-    for k, (tr, va) in enumerate(folds):
-        tr = tr[present[tr]]
-        if len(tr) == 0:
-            tr = folds[k][0]
-        est = make_branch_model(spec.model, seed + k)
-        est.fit_fold(X, Y, tr, va[present[va]], models[0] if models else None)
-        oof[va] = est.predict_proba(X[va])
-        models.append(est)
-    return oof, models
+
+def settings(est: Estimator) -> Estimator:
+    """The first fold's model as later folds may reuse it: without its weights (they were fitted on
+    the later folds' held-out rows; a warm start from them leaks their labels)."""
+    out = copy.copy(est)
+    vars(out).update({k: None for k, v in vars(est).items() if isinstance(v, np.ndarray) and v.size > 1000})
+    return out
+
+
+def fit_branch(spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int = 0) -> tuple:
+    """Train one branch K-fold in-process: its out-of-fold probabilities (n, L) and fold models."""
+    first = fit_branch_fold(spec, X, Y, present, folds, seed, 0)
+    rest = [fit_branch_fold(spec, X, Y, present, folds, seed, k, settings(first[1])) for k in range(1, len(folds))]
+    return out_of_fold(Y.shape, folds, [first, *rest])
+
+
+def out_of_fold(shape: tuple, folds: list, fits: list) -> tuple[np.ndarray, list[Estimator]]:
+    """Each fold's (held-out probabilities, model) as out-of-fold probabilities and the fold models."""
+    oof = np.zeros(shape, dtype=np.float32)
+    for (_, va), (p, _) in zip(folds, fits, strict=True):
+        oof[va] = p
+    return oof, [m for _, m in fits]
 
 
 def predict_branch(models: list, X) -> np.ndarray:
     """Average of the fold models' probabilities."""
-    out = models[0].predict_proba(X)
-    for m in models[1:]:
-        out = out + m.predict_proba(X)
-    return (out / len(models)).astype(np.float32)
+    return (sum(m.predict_proba(X) for m in models) / len(models)).astype(np.float32)

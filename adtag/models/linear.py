@@ -2,8 +2,7 @@
 
 One L-BFGS solve over the (features x tags) weight matrix optimises the same objective as
 one-vs-rest per tag, at the cost of a few sparse matrix products per iteration: this is what
-keeps 5-fold training on thousands of items and 150 tags within seconds.
-"""
+keeps 5-fold training on thousands of items and 150 tags within seconds."""
 
 from __future__ import annotations
 
@@ -18,6 +17,9 @@ from adtag.models.base import Estimator
 from adtag.models.lbfgs import minimize_lbfgs
 
 ALPHAS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
+PATH_ITER = 50  # iterations per alpha-path point, each warm-started from the last (BENCHMARKS.md 12e)
+LATER_ITER = 50  # iterations of a later fold, cold: its held-out GAP is flat by then on text (12b, 12e)
+MEMORY = 4  # L-BFGS curvature pairs: the history passes are most of an iteration's cost on text
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -62,8 +64,7 @@ class LinearTagger(Estimator):
     ``alpha`` is the L2 strength. ``fit_select`` picks ``alpha_`` from ``ALPHAS`` on a validation
     set (a warm-started path from strong to weak) and, for the SVM, fits the Platt sigmoid
     ``platt_`` that turns scores into probabilities; the K-fold loop calls it on the first fold
-    and fits the other folds with the same choice (``fit_fold``).
-    """
+    and fits the other folds with the same choice (``fit_fold``)."""
 
     def __init__(self, loss: str = "log", alpha: float = 1e-3, max_iter: int = 100) -> None:
         self.loss = loss
@@ -79,10 +80,7 @@ class LinearTagger(Estimator):
                 w0[d * L :] = np.log(p / (1 - p))
         Xt = X.T.tocsr() if sp.issparse(X) else np.ascontiguousarray(X.T)
         return minimize_lbfgs(
-            lambda w: _loss_grad(w, X, Y, alpha, self.loss, Xt),
-            w0,
-            max_iter=max_iter or self.max_iter,
-            dtype=np.float32,
+            lambda w: _loss_grad(w, X, Y, alpha, self.loss, Xt), w0, max_iter or self.max_iter, MEMORY, dtype=np.float32
         )
 
     def _set(self, w: np.ndarray, d: int, L: int) -> None:
@@ -92,34 +90,33 @@ class LinearTagger(Estimator):
     def fit(self, X, Y: np.ndarray, init: LinearTagger | None = None, warm_start: bool = True) -> LinearTagger:
         """Fit at ``alpha``; ``init`` (a fitted model on similar data) lends its chosen ``alpha_`` and
         ``platt_`` and, with ``warm_start``, its weights as the solver's starting point; it then stops
-        after half of ``max_iter`` (a later fold's held-out GAP is flat by then: BENCHMARKS.md 12b)."""
+        after ``LATER_ITER`` iterations."""
         X, Y = _as_input(X), np.asarray(Y, dtype=np.float32)
         w0 = None
-        max_iter = self.max_iter if init is None else max(20, self.max_iter // 2)
+        max_iter = self.max_iter if init is None else min(LATER_ITER, self.max_iter)
         self.alpha_ = init.alpha_ if init is not None else self.alpha
         self.platt_ = init.platt_.copy() if init is not None else np.array([1.0, 0.0])
-        if warm_start and init is not None and init.coef_.shape == (X.shape[1], Y.shape[1]):
+        if warm_start and init is not None and getattr(init.coef_, "shape", None) == (X.shape[1], Y.shape[1]):
             w0 = np.concatenate([init.coef_.ravel(), init.intercept_]).astype(np.float32)
         self._set(self._solve(X, Y, self.alpha_, w0, max_iter), X.shape[1], Y.shape[1])
         return self
 
     def fit_select(self, X, Y: np.ndarray, X_val, Y_val: np.ndarray) -> LinearTagger:
-        """Choose ``alpha_`` (and the SVM's Platt sigmoid ``platt_``) by GAP on the validation set."""
+        """Choose ``alpha_`` (and the SVM's Platt sigmoid ``platt_``) by GAP on the validation set.
+
+        The path runs from strong to weak regularisation, each point warm-started from the last (same
+        rows: no leak) and cut at ``PATH_ITER`` iterations; it stops at the first point that is not better."""
         X, Y, X_val = _as_input(X), np.asarray(Y, dtype=np.float32), _as_input(X_val)
         best: tuple[float, float, np.ndarray | None, np.ndarray | None] = (-1.0, ALPHAS[0], None, None)
         w = None
-        worse = 0
         for a in ALPHAS:
-            w = self._solve(X, Y, a, w)
+            w = self._solve(X, Y, a, w, PATH_ITER)
             self._set(w, X.shape[1], Y.shape[1])
             s = self.decision_function(X_val)
             g = gap_at_k(s, Y_val)
-            if g > best[0] + 1e-4:
-                best, worse = (g, a, w.copy(), s), 0
-            else:
-                worse += 1
-                if worse == 2:  # weaker regularisation keeps losing: stop the path
-                    break
+            if g <= best[0] + 1e-4:  # weaker regularisation stopped helping
+                break
+            best = (g, a, w.copy(), s)
         self.alpha_ = best[1]
         self._set(best[2], X.shape[1], Y.shape[1])
         self.platt_ = _fit_platt(best[3], Y_val) if self.loss == "hinge" else np.array([1.0, 0.0])

@@ -101,28 +101,28 @@ def fit_meta_features(
 
     ``inputs(spec)`` is a branch's feature matrix, ``present`` (n, B) which items have each branch's
     modality. ``keys`` (one per spec, see ``branch_keys``) look branches up in ``cache`` (key -> (oof,
-    fold models)); ``map_fn`` fits the others (default: in-process; see ``adtag.engines``).
-    """
+    fold models)); ``map_fn`` fits the others (default: in-process; see ``adtag.engines``): fold 1 of every
+    branch, which selects its settings, then the later folds as jobs of their own (all cores busy)."""
     from tqdm.auto import tqdm
 
-    from adtag.models.branch import fit_branch
+    from adtag.models.branch import fit_branch_fold, out_of_fold, settings
 
-    n, L = Y.shape
     keys = keys or [""] * len(specs)
-    cache = cache or {}
-    P = np.zeros((n, len(specs), L), np.float32)
+    P = np.zeros((len(Y), len(specs), Y.shape[1]), np.float32)
     models: dict[str, list] = {}
-    todo = []
-    for b, spec in enumerate(specs):
-        if keys[b] and keys[b] in cache:
-            P[:, b], models[spec.name] = cache[keys[b]]
-        else:
-            todo.append(b)
+    todo = [b for b in range(len(specs)) if not (keys[b] and keys[b] in (cache or {}))]
+    for b in sorted(set(range(len(specs))) - set(todo)):
+        P[:, b], models[specs[b].name] = cache[keys[b]]  # type: ignore[index]
     map_fn = map_fn or (lambda fn, jobs: (fn(*job) for job in jobs))
-    jobs = [(specs[b], inputs(specs[b]), Y, present[:, b], folds, seed) for b in todo]
-    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="branches (K-fold)", disable=not progress)
-    for b, (oof, fold_models) in zip(todo, map_fn(fit_branch, jobs), strict=True):
-        P[:, b], models[specs[b].name] = oof, fold_models
-        bar.update(1)
-    bar.close()
+    xs = {b: inputs(specs[b]) for b in todo}
+
+    def fit(jobs: list[tuple], desc: str) -> list:
+        args = [(specs[b], xs[b], Y, present[:, b], folds, seed, *j) for b, *j in jobs]
+        return list(tqdm(map_fn(fit_branch_fold, args), total=len(args), desc=desc, disable=not progress))
+
+    first = fit([(b, 0) for b in todo], "branches, fold 1")
+    later = [(b, k, settings(first[i][1])) for i, b in enumerate(todo) for k in range(1, len(folds))]
+    rest = iter(fit(later, "later folds"))
+    for i, b in enumerate(todo):
+        P[:, b], models[specs[b].name] = out_of_fold(Y.shape, folds, [first[i], *(next(rest) for _ in folds[1:])])
     return MetaFeatures(P, present, [s.name for s in specs], extras, list(keys)), models
