@@ -13,6 +13,7 @@ on the same manifest (one K-fold training: the ablation does ~5 outer folds x al
 Target (issue 11): the ablation within 60 s wall on an idle 2-core machine.
 
     python benchmarks/bench_ablate.py [--items 500] [--out benchmarks/results/ablate.json]
+    python benchmarks/bench_ablate.py --one-fold   # outer fold 0 in-process: CPU-s, and the stackers' share
 """
 
 from __future__ import annotations
@@ -85,13 +86,49 @@ def timed(cmd: list[str]) -> dict[str, float]:
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
 
 
+def one_fold(manifest: Path) -> dict[str, float]:
+    """Outer fold 0 of the ablation in this process (branches, single rows, every fusion, combinations),
+    one thread: CPU-s in all and in the stackers' fits by kind (the stacker's share, per code tree)."""
+    from dataclasses import replace
+
+    from adtag import ablation, runtime
+    from adtag.data.manifest import load_manifest
+    from adtag.data.vocab import Vocabulary
+    from adtag.models.stacker import Stacker
+    from adtag.models.tagger import TrainConfig
+
+    runtime.configure(1)
+    items = load_manifest(manifest)
+    vocab = Vocabulary.from_items([it.tags for it in items])
+    Y = vocab.encode([it.tags or [] for it in items], [it.id for it in items])
+    tr, te = ablation.make_folds(len(items), 5, 101)[0]
+    spent, fit = {"stack": 0.0, "paper": 0.0}, Stacker.fit
+
+    def timed_fit(self: Stacker, *a: object) -> Stacker:
+        t = time.process_time()
+        fit(self, *a)
+        spent[self.kind] += time.process_time() - t
+        return self
+
+    Stacker.fit = timed_fit
+    t0 = time.process_time()
+    config = replace(TrainConfig(), fusion="mean", jobs=1)
+    part = ablation._outer_fold(items, Y, vocab, config, tr, te, 0, tuple(ablation.FUSIONS))
+    ablation._combinations(part, Y[tr], sorted(part["mod_gap"], key=lambda m: -part["mod_gap"][m]), 0)
+    return {"cpu_s": round(time.process_time() - t0, 1), **{f"{k}_cpu_s": round(v, 1) for k, v in spent.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=500)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ablate.json")
+    ap.add_argument("--one-fold", action="store_true", help="outer fold 0 in-process: CPU-s in all and in the stackers")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-ablate-"))
     manifest = write_manifest(work / "data", args.items)
+    if args.one_fold:
+        print(json.dumps(one_fold(manifest)))
+        return
     adtag = [sys.executable, "-m", "adtag.cli"]
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
