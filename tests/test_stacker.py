@@ -120,3 +120,28 @@ def test_the_linear_rung_fitted_for_all_folds_at_once_is_each_fold_fitted_alone(
         for name in ("alpha", "scale", "bias", "alpha_p", "scale_p"):
             a, b = getattr(together, name)[g].detach().numpy(), getattr(alone, name)[0].detach().numpy()
             np.testing.assert_allclose(a, b, atol=0.01, err_msg=f"fold {g}: {name}")
+
+
+def test_above_blend_min_the_paper_network_joins_the_chain_and_round_trips(monkeypatch):
+    """Thousands of items: the paper's network trains on the chain's own internal folds, the blend
+    rung is scored on their averaged out-of-fold logits, and a blended model saves and loads."""
+    from adtag.models import stacker
+
+    P, Y = _scores(3300, [1.6, 2.0, 2.4], L=8, seed=5)
+    monkeypatch.setattr(stacker, "MARGIN", {"linear": 1.0, "net": 1.0, "blend": 0.0})  # the blend, over the mean
+    st = Stacker(max_epochs=4, seed=0).fit(_mf(P[:3100]), Y[:3100])
+    assert st.chosen_ == "blend" and set(st.cv_gap_) == {"mean", "linear", "net", "blend"}, st.cv_gap_
+    assert st.paper_.net_.body[0].weight.shape[0] == 2  # the chain's two internal folds
+    test = _mf(P[3100:])
+    blended = st.decision_function(test)
+    st.chosen_ = "net"  # the chain's own nets alone
+    chain, st.chosen_ = st.decision_function(test), "blend"
+    np.testing.assert_allclose((chain + st.paper_.decision_function(test)) / 2, blended, atol=1e-5)
+    assert gap_at_k(st.predict_proba(test), Y[3100:]) > gap_at_k(P[3100:, 2], Y[3100:])  # beats the worst input
+    arrays, record = to_record(st)
+    assert any(k.startswith("paper.bag1.") for k in arrays)
+    again = from_record(json.loads(json.dumps(record)), arrays)
+    np.testing.assert_allclose(again.predict_proba(test), st.predict_proba(test), atol=1e-6)
+    # below BLEND_MIN nothing of the paper's is trained or kept
+    small = Stacker(max_epochs=4, seed=0).fit(_mf(P[:600]), Y[:600])
+    assert small.paper_ is None and "blend" not in small.cv_gap_

@@ -10,6 +10,8 @@ it beats the simpler ones by more than its noise:
              by all tags, softmax over the branches an item has, per-tag bias; L-BFGS)
     net:     linear + g([z_.,l, present, stats, tag_l]) + h([p_all, extras])_l
              (a tag-wise 3-layer net and the paper's wide net, both starting at zero output)
+    blend:   above BLEND_MIN items, the net rung's and the paper's network's logits averaged
+             (with thousands of items the paper's 512-unit network has the data it needs)
 
 The fold nets are one module whose parameters carry a leading fold dimension; they start from
 their fold's linear rung, stop at the epoch with the best *pooled* out-of-fold GAP and are averaged
@@ -32,12 +34,13 @@ from adtag.models.meta_features import MetaFeatures
 from adtag.models.nn import load_numpy_state, state_to_numpy
 
 EPS = 1e-4
-RUNGS = ("mean", "linear", "net")
+RUNGS = ("mean", "linear", "net", "blend")
+BLEND_MIN = 3000  # training items from which the paper's network is trained as part of the chain
 # What pooled out-of-fold GAP a richer rung must add over the one chosen so far: its margin (the net's
 # stopping epoch is picked on the same predictions), and to leave a single input as it is, one standard
 # deviation of the paired difference over bootstrapped items (with several inputs, averaging is an
 # uncalibrated fusion: falling back to it by noise cost more).
-MARGIN = {"linear": 0.0, "net": 0.002}
+MARGIN = {"linear": 0.0, "net": 0.002, "blend": 0.002}
 # What a model saved by an older adtag lacks, filled in on load: its rung (only nets existed), and the
 # probability average's weights (zero: it had none).
 LEGACY_META = {"holdout_gap": float("nan"), "cv_gap": {}, "rung": "net"}
@@ -215,17 +218,23 @@ class Stacker(Estimator):
         k, reps = max(2, min(k, n // 4)), 1 if n > 3000 or self.kind == "paper" else 3 if n * Y.shape[1] <= 10000 else 2
         folds = [np.random.default_rng(self.seed + r).permutation(n) % k for r in range(reps)]
         parts = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for fold in folds for f in range(k)]
-        net, vas = self._build(len(parts)), [va for _, va in parts]
-        if self.kind == "paper":
-            self.cv_gap_ = {"net": self._train(net, parts, reps, data, yt, Y, (-np.inf, None), 1e-3)[0]}
+        net, vas, self.paper_ = self._build(len(parts)), [va for _, va in parts], None
+        if self.kind == "paper":  # (its out-of-fold logits kept for the chain's blend rung)
+            gap, self._oof = self._train(net, parts, reps, data, yt, Y, (-np.inf, None), 1e-3)
+            self.cv_gap_ = {"net": gap}
             self.chosen_, self.net_, self.holdout_gap_ = "net", net, self.cv_gap_["net"]
             return self
         l2, oofs = 1.0 / n, {"mean": to_logits(mean_fusion(P, present))}
         oofs["linear"] = _predict(_fit_linear(net, data, yt, [tr for tr, _ in parts], l2), data, vas, reps)
         cv = {"mean": _gap(oofs["mean"], Y), "linear": _gap(oofs["linear"], Y)}
         cv["net"], oofs["net"] = self._train(net, parts, reps, data, yt, Y, (cv["linear"], oofs["linear"]), self.lr)
+        if n > BLEND_MIN and reps == 1:  # the paper's network on the same internal folds (seed, k)
+            paper = Stacker("paper", n_bags=k, max_items=None, seed=self.seed, weight_decay=self.weight_decay)
+            self.paper_ = paper.fit(MetaFeatures(P, present, mf.branches, ex), Y)
+            oofs["blend"] = (oofs["net"] + paper._oof) / 2
+            cv["blend"] = _gap(oofs["blend"], Y)
         chosen = "mean"
-        for rung in RUNGS[1:]:  # a richer rung must beat the one chosen so far by its margin
+        for rung in [r for r in RUNGS[1:] if r in cv]:  # a richer rung must beat the one chosen so far by its margin
             noise = _noise(oofs[rung], oofs["mean"], Y, self.seed) if chosen == "mean" and B == 1 else 0.0
             chosen = rung if cv[rung] >= cv[chosen] + max(MARGIN[rung], noise) else chosen
         self.cv_gap_ = {r: round(float(v), 4) for r, v in cv.items()}
@@ -233,6 +242,7 @@ class Stacker(Estimator):
         if chosen == "linear":  # few weights, no early stopping: refit on every item
             net = _fit_linear(self._build(1), data, yt, [np.arange(n)], l2)
         self.net_, net.linear_only = None if chosen == "mean" else net, chosen == "linear"
+        self.paper_ = self.paper_ if chosen == "blend" else None
         return self
 
     def _train(self, net, parts, reps: int, data, yt, Y, start: tuple, lr: float) -> tuple[float, Any]:
@@ -267,6 +277,8 @@ class Stacker(Estimator):
         for s in range(0, len(mf.P), 4096):  # the fold nets' average, by blocks of items (bounded memory)
             data = _tensors(mf.P[s : s + 4096], mf.present[s : s + 4096], ex[s : s + 4096], self.kind == "paper")
             out.append(_predict(self.net_, data, [np.arange(len(data[0]))] * G, G))
+        if self.chosen_ == "blend":  # the chain's nets and the paper's, logits averaged
+            return (np.concatenate(out) + self.paper_.decision_function(mf)) / 2
         return np.concatenate(out)
 
     def predict_proba(self, mf: MetaFeatures) -> np.ndarray:
@@ -284,13 +296,19 @@ class Stacker(Estimator):
         """One ``bag{g}.{name}`` array per fold net and parameter (the layout of per-net models)."""
         sd = {} if self.net_ is None else state_to_numpy(self.net_)
         meta = {"shape": list(self.shape_), "holdout_gap": self.holdout_gap_, "rung": self.chosen_}
-        meta["cv_gap"] = self.cv_gap_
-        return {f"bag{g}.{k}": v[g] for k, v in sd.items() for g in range(len(v))}, meta
+        meta["cv_gap"], arrays = self.cv_gap_, {f"bag{g}.{k}": v[g] for k, v in sd.items() for g in range(len(v))}
+        if getattr(self, "paper_", None) is not None:  # the blend rung's paper network, under "paper."
+            paper, meta["paper"] = self.paper_.state()
+            arrays.update({f"paper.{k}": v for k, v in paper.items()})
+        return arrays, meta
 
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Stacker:
         meta = {**LEGACY_META, **meta}
         self.shape_, self.holdout_gap_ = tuple(meta["shape"]), meta["holdout_gap"]
-        self.cv_gap_, self.chosen_, self.net_ = meta["cv_gap"], meta["rung"], None
+        self.cv_gap_, self.chosen_, self.net_, self.paper_ = meta["cv_gap"], meta["rung"], None, None
+        if "paper" in meta:
+            paper = {k[len("paper.") :]: v for k, v in arrays.items() if k.startswith("paper.")}
+            self.paper_ = Stacker("paper", seed=self.seed).load_state(paper, meta["paper"])
         if G := len({k.split(".", 1)[0] for k in arrays if k.startswith("bag")}):
             self.net_ = net = self._build(G)
             old = {k: f(self.shape_[0]) for k, f in LEGACY_ARRAYS.items()} if self.kind != "paper" else {}
