@@ -220,7 +220,7 @@ class Stacker(Estimator):
         parts = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for fold in folds for f in range(k)]
         net, vas, self.paper_ = self._build(len(parts)), [va for _, va in parts], None
         if self.kind == "paper":  # (its out-of-fold logits kept for the chain's blend rung)
-            gap, self._oof = self._train(net, parts, reps, data, yt, Y, (-np.inf, None), 1e-3)
+            gap, self.oof_ = self._train(net, parts, reps, data, yt, Y, (-np.inf, None), 1e-3)
             self.cv_gap_ = {"net": gap}
             self.chosen_, self.net_, self.holdout_gap_ = "net", net, self.cv_gap_["net"]
             return self
@@ -231,7 +231,7 @@ class Stacker(Estimator):
         if n > BLEND_MIN and reps == 1:  # the paper's network on the same internal folds (seed, k)
             paper = Stacker("paper", n_bags=k, max_items=None, seed=self.seed, weight_decay=self.weight_decay)
             self.paper_ = paper.fit(MetaFeatures(P, present, mf.branches, ex), Y)
-            oofs["blend"] = (oofs["net"] + paper._oof) / 2
+            oofs["blend"] = (oofs["net"] + paper.oof_) / 2
             cv["blend"] = _gap(oofs["blend"], Y)
         chosen = "mean"
         for rung in [r for r in RUNGS[1:] if r in cv]:  # a richer rung must beat the one chosen so far by its margin
