@@ -135,13 +135,14 @@ def explain_items(tagger: Tagger, items: list[Item], top_k: int | list[int]) -> 
     ks = top_k if isinstance(top_k, list) else [top_k] * len(items)
     mf = None if tagger.on_features else tagger.meta_features(items)
     scores = tagger.fusion_.predict_proba(tagger.features(items) if mf is None else mf)
+    weights = None if mf is None else tagger.fusion_.branch_weights()
     out = []
     for i, (s, k) in enumerate(zip(scores, ks, strict=True)):
         rows = []
         for j in np.argsort(-s)[:k]:
             shares = {}
             if mf is not None:
-                contrib = tagger.fusion_.branch_weights() * mf.P[i, :, j] * mf.present[i]
+                contrib = weights * mf.P[i, :, j] * mf.present[i]
                 total = contrib.sum() or 1.0
                 on = [b for b in range(len(mf.branches)) if mf.present[i, b]]
                 shares = {mf.branches[b]: BranchShare(float(mf.P[i, b, j]), float(contrib[b] / total)) for b in on}
