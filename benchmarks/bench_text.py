@@ -202,7 +202,7 @@ from adtag.data.vocab import Vocabulary
 from adtag.metrics import gap_at_k
 from adtag.models import linear
 from adtag.models.branch import make_branch_model, make_folds
-from adtag.models.featurize import make_featurizer
+from adtag.featurize import make_featurizer
 from adtag.models.tagger import Tagger, TrainConfig
 runtime.configure(1)
 items, only = read_items(Path(sys.argv[1])), sys.argv[2].split(",") if sys.argv[2] else None

@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from adtag.data.manifest import Item
 from adtag.data.modalities import infer_modalities, raw_values
 from adtag.data.tokenize import words
-from adtag.models.featurize import pool_sequence
+from adtag.featurize import pool_sequence
 
 
 class Columns(BaseEstimator, TransformerMixin):

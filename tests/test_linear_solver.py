@@ -8,8 +8,8 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 
 from adtag.engines.local import run_parallel
-from adtag.models.lbfgs import minimize_lbfgs
 from adtag.models.linear import LinearTagger, _loss_grad
+from adtag.optimize import minimize_lbfgs
 
 
 def test_quadratic_minimum_found():

@@ -16,9 +16,9 @@ import scipy.sparse as sp
 from safetensors.numpy import load_file, save_file
 
 from adtag.data.modalities import ModalitySpec
+from adtag.featurize import make_featurizer
 from adtag.models.base import Estimator, clone, from_record, to_record
 from adtag.models.branch import BRANCH_MODELS, make_branch_model
-from adtag.models.featurize import make_featurizer
 from adtag.models.fusions import FUSIONS, create_fusion
 from adtag.models.meta_features import Features, MetaFeatures
 

@@ -24,6 +24,6 @@ def test_later_folds_are_fitted_from_their_own_rows_only(loss: str, model: str) 
     first = models[0]
     for k in range(1, len(folds)):
         tr, va = folds[k]
-        alone = LinearTagger(loss=loss).fit(X[tr], Y[tr], init=first, warm_start=False)
+        alone = LinearTagger(loss=loss).fit(X[tr], Y[tr], init=first)
         assert alone.alpha_ == first.alpha_ and np.array_equal(alone.platt_, first.platt_)
         np.testing.assert_allclose(oof[va], alone.predict_proba(X[va]), rtol=0, atol=1e-6)

@@ -10,7 +10,7 @@ import pytest
 
 from adtag.data import tokenize
 from adtag.data.tokenize import MAX_RUN, ngrams, words
-from adtag.models.featurize import TextFeaturizer
+from adtag.featurize import TextFeaturizer
 
 from .conftest import shared_data
 

@@ -14,7 +14,7 @@ from scipy.optimize import minimize
 
 from adtag.metrics import gap_at_k
 from adtag.models.base import Estimator
-from adtag.models.lbfgs import minimize_lbfgs
+from adtag.optimize import minimize_lbfgs
 
 ALPHAS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
 PATH_ITER = 50  # iterations per alpha-path point, each warm-started from the last (BENCHMARKS.md 12e)
@@ -87,18 +87,14 @@ class LinearTagger(Estimator):
         self.coef_ = w[: d * L].reshape(d, L).astype(np.float32)
         self.intercept_ = w[d * L :].astype(np.float32)
 
-    def fit(self, X, Y: np.ndarray, init: LinearTagger | None = None, warm_start: bool = True) -> LinearTagger:
-        """Fit at ``alpha``; ``init`` (a fitted model on similar data) lends its chosen ``alpha_`` and
-        ``platt_`` and, with ``warm_start``, its weights as the solver's starting point; it then stops
-        after ``LATER_ITER`` iterations."""
+    def fit(self, X, Y: np.ndarray, init: LinearTagger | None = None) -> LinearTagger:
+        """Fit at ``alpha``; ``init`` (the first fold's model) lends its chosen ``alpha_`` and ``platt_``,
+        and the solve then stops after ``LATER_ITER`` iterations. It starts cold (see ``fit_fold``)."""
         X, Y = _as_input(X), np.asarray(Y, dtype=np.float32)
-        w0 = None
         max_iter = self.max_iter if init is None else min(LATER_ITER, self.max_iter)
         self.alpha_ = init.alpha_ if init is not None else self.alpha
         self.platt_ = init.platt_.copy() if init is not None else np.array([1.0, 0.0])
-        if warm_start and init is not None and getattr(init.coef_, "shape", None) == (X.shape[1], Y.shape[1]):
-            w0 = np.concatenate([init.coef_.ravel(), init.intercept_]).astype(np.float32)
-        self._set(self._solve(X, Y, self.alpha_, w0, max_iter), X.shape[1], Y.shape[1])
+        self._set(self._solve(X, Y, self.alpha_, None, max_iter), X.shape[1], Y.shape[1])
         return self
 
     def fit_select(self, X, Y: np.ndarray, X_val, Y_val: np.ndarray) -> LinearTagger:
@@ -128,7 +124,7 @@ class LinearTagger(Estimator):
         and a warm start stopped early remembers their labels (out-of-fold scores then look better
         than new items' and the stacker learns to trust them)."""
         if prev is not None:
-            return self.fit(X[train], Y[train], init=prev, warm_start=False)
+            return self.fit(X[train], Y[train], init=prev)
         if len(val) >= 5:
             return self.fit_select(X[train], Y[train], X[val], Y[val])
         return self.fit(X[train], Y[train])

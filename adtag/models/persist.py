@@ -12,11 +12,11 @@ from safetensors.numpy import load_file, save_file
 
 from adtag.data.modalities import ModalitySpec
 from adtag.errors import AdtagError
+from adtag.featurize import make_featurizer
 from adtag.io import atomic_dir
 from adtag.models import fusion, fusions, stacker  # noqa: F401  (their classes can be named in a folder)
 from adtag.models.base import Estimator, from_record, to_record
 from adtag.models.branch import BRANCH_MODELS
-from adtag.models.featurize import make_featurizer
 from adtag.models.meta_features import MetaFeatures
 
 CONFIG_FILE = "config.json"

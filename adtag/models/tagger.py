@@ -21,10 +21,10 @@ from adtag.data.scores import in_sample_warnings
 from adtag.data.vocab import Vocabulary
 from adtag.engines.local import run_parallel
 from adtag.errors import AdtagError
+from adtag.featurize import make_featurizer
 from adtag.metrics import gap_at_k
 from adtag.models import persist
 from adtag.models.branch import DEFAULT_MODELS, JOINT, BranchSpec, make_folds, predict_branch
-from adtag.models.featurize import make_featurizer
 from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
 from adtag.models.meta_features import Features, MapFn, MetaFeatures, branch_keys, fit_meta_features
 
