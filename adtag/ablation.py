@@ -9,6 +9,9 @@ meta-features), then score the test part with
      attention networks.
 Test predictions are pooled over outer folds; GAP@20 and hit@1 come from the pooled scores.
 Branches are fitted once per outer fold and reused by every row (the meta-feature cache).
+
+Two stages, each a map over worker processes: the outer folds' branches, then every row of
+every fold as a job of its own (dearest first), so that both workers stay busy to the end.
 """
 
 from __future__ import annotations
@@ -28,66 +31,110 @@ from adtag.errors import AdtagError
 from adtag.metrics import gap_at_k, hit_at_1, per_tag_ap
 from adtag.models.branch import make_folds
 from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
-from adtag.models.meta_features import MapFn, MetaFeatures
+from adtag.models.meta_features import MapFn
 from adtag.models.tagger import Tagger, TrainConfig
 
+# Stacker options, added to ``config.stacker``, of the rows other than the headline one (Table 3's
+# "stack": always the default stacker, as ``adtag train`` fits it): "single" (Table 1), "combinations"
+# (Table 2) and a fusion's name (e.g. "paper"). Cheaper configurations, measured within 0.3 GAP
+# points of the default stacker's rows (BENCHMARKS.md 12g); ``stackers={}`` fits every row by default.
+FAST_STACKERS: dict[str, dict[str, Any]] = {
+    "single": {"max_epochs": 0},  # its rungs "mean" and "linear" (no net): a modality's 2 branches
+    "combinations": {"n_bags": 2, "wide": 0},  # 2 internal folds (4 nets, not 10), no wide part
+}
 
-def _stack_subset(tr: MetaFeatures, te: MetaFeatures, Y: np.ndarray, cols: list[int], extras: bool, seed: int):
-    st = create_fusion("stack", seed).fit(tr.select(cols, extras), Y)
-    return st.predict_proba(te.select(cols, extras))
+
+def row_options(stackers: dict[str, dict[str, Any]], config: TrainConfig, table: str) -> dict[str, Any]:
+    """The stacker options of one table's rows (``table``: "single", "combinations" or a fusion)."""
+    return dict(config.stacker) if table == "stack" else {**config.stacker, **stackers.get(table, {})}
 
 
-def _outer_fold(
-    items: list[Item], Y: np.ndarray, vocab: Vocabulary, config: TrainConfig, tr, te, seed: int, fusions
+def _branches(
+    items: list[Item], Y: np.ndarray, vocab: Vocabulary, config: TrainConfig, tr, te, seed: int, features: bool
 ) -> dict[str, Any]:
-    """One outer fold, part 1: branches K-fold, then single modalities and every fusion row."""
+    """One outer fold, stage 1: its branches K-fold (meta-features), and the featurized items if a
+    fusion network needs them."""
+    t0 = time.process_time()
     items_tr = [items[i] for i in tr]
     items_te = [items[i] for i in te]
     tagger = Tagger(replace(config, seed=seed)).fit(items_tr, vocab, progress=False, log=lambda *_: None)
     mf_tr, mf_te, Ytr = tagger.meta_features_, tagger.meta_features(items_te), Y[tr]
     mods = [s.name for s in tagger.specs_]
     cols_of = {m: [b for b, nm in enumerate(mf_tr.branches) if nm.split("/")[0] == m] for m in mods}
-    rows: dict[str, np.ndarray] = {}
-    # 1. single modalities
     mod_gap = {}
     for m in mods:
         cols = cols_of[m]
-        if not cols:
-            continue
-        rows[f"single:{m}"] = _stack_subset(mf_tr, mf_te, Ytr, cols, m == "extra", seed)
-        present = mf_tr.present[:, cols[0]]
-        sub = mf_tr.select(cols)
-        mod_gap[m] = gap_at_k(mean_fusion(sub.P, sub.present)[present], Ytr[present]) if present.any() else 0
-    # 3. fusion strategies, from the fusion registry
-    feats = None
-    for f in fusions:
-        fusion = create_fusion(f, seed, **config.stacker)
-        if FUSIONS[f].on == "features":
-            if feats is None:  # featurize once per fold, shared by the fusion networks
-                feats = (tagger.features(items_tr), tagger.features(items_te))
-            x_tr, x_te = feats
-        else:
-            x_tr, x_te = mf_tr, mf_te
-        try:
-            rows[f"fusion:{f}"] = fusion.fit(x_tr, Ytr).predict_proba(x_te)
-        except NotApplicable:  # e.g. early-fusion-lr without a joint branch
-            continue
-    kinds = {s.name: s.kind for s in tagger.specs_}
-    return {"rows": rows, "mod_gap": mod_gap, "kinds": kinds, "cols_of": cols_of, "mf": (mf_tr, mf_te)}
+        if cols:
+            present = mf_tr.present[:, cols[0]]
+            sub = mf_tr.select(cols)
+            mod_gap[m] = gap_at_k(mean_fusion(sub.P, sub.present)[present], Ytr[present]) if present.any() else 0
+    feats = (tagger.features(items_tr), tagger.features(items_te)) if features else None
+    return {
+        "mf": (mf_tr, mf_te),
+        "feats": feats,
+        "Ytr": Ytr,
+        "seed": seed,
+        "cols_of": cols_of,
+        "mod_gap": mod_gap,
+        "kinds": {s.name: s.kind for s in tagger.specs_},
+        "cpu_s": time.process_time() - t0,
+    }
 
 
-def _combinations(part: dict[str, Any], Ytr: np.ndarray, order: list[str], seed: int) -> dict[str, np.ndarray]:
-    """One outer fold, part 2: growing combinations of modalities in the given order."""
-    mf_tr, mf_te = part["mf"]
-    cols_of = part["cols_of"]
-    rows = {}
-    for j in range(2, len(order) + 1):
+def _inputs(fold: dict[str, Any], row: tuple) -> tuple[Any, Any]:
+    """A row's training and test inputs: some branches' meta-features, all of them, or the features."""
+    _, fusion, cols, extras, _ = row
+    mf_tr, mf_te = fold["mf"]
+    if cols is not None:
+        return mf_tr.select(cols, extras), mf_te.select(cols, extras)
+    return fold["feats"] if FUSIONS[fusion].on == "features" else (mf_tr, mf_te)
+
+
+def _row(data: dict[str, Any], fusion: str, options: dict[str, Any]) -> tuple[np.ndarray | None, float]:
+    """One outer fold, stage 2: one table row fitted on the fold's training part (``data``: x_tr, x_te,
+    Ytr, seed); the scores of its test part (None where the fusion does not apply) and the CPU-s it took."""
+    t0 = time.process_time()
+    try:
+        fitted = create_fusion(fusion, data["seed"], **options).fit(data["x_tr"], data["Ytr"])
+        scores = fitted.predict_proba(data["x_te"])
+    except NotApplicable:  # e.g. early-fusion-lr without a joint branch
+        scores = None
+    return scores, time.process_time() - t0
+
+
+def _row_job(fold: dict[str, Any], row: tuple) -> tuple:
+    """The arguments of ``_row`` for one row of one fold (only the inputs that row needs travel)."""
+    x_tr, x_te = _inputs(fold, row)
+    return ({"x_tr": x_tr, "x_te": x_te, "Ytr": fold["Ytr"], "seed": fold["seed"]}, row[1], row[4])
+
+
+def _rows(fold: dict[str, Any], order: list[str], fusions, config: TrainConfig, stackers: dict) -> list[tuple]:
+    """The fold's rows as (key, fusion, branch columns or None, extras, stacker options)."""
+    cols_of, rows = fold["cols_of"], []
+    single, combos = row_options(stackers, config, "single"), row_options(stackers, config, "combinations")
+    for m in fold["mod_gap"]:  # 1. single modalities
+        rows.append((f"single:{m}", "stack", cols_of[m], m == "extra", single))
+    for j in range(2, len(order) + 1):  # 2. growing combinations
         subset = order[:j]
-        if not any(cols_of.get(m) for m in subset):
-            continue
         cols = [c for m in subset for c in cols_of.get(m, [])]  # a fold may lack a rare modality
-        rows["combo:" + "+".join(subset)] = _stack_subset(mf_tr, mf_te, Ytr, cols, "extra" in subset, seed)
+        if cols:
+            rows.append(("combo:" + "+".join(subset), "stack", cols, "extra" in subset, combos))
+    for f in fusions:  # 3. fusion strategies, from the fusion registry
+        rows.append((f"fusion:{f}", f, None, True, row_options(stackers, config, f)))
     return rows
+
+
+def _cost(row: tuple, n_branches: int) -> float:
+    """A row's rough cost (about CPU-s on 400 items x 9 branches x 82 tags), to start the dearest jobs
+    first: the cheap ones then fill the gaps at the end, and both workers stay busy to the end."""
+    _, fusion, cols, _, options = row
+    if fusion == "paper":
+        return 10.0
+    if fusion != "stack":
+        return 1.0 if FUSIONS[fusion].on == "features" else 0.0
+    share = len(cols) / max(n_branches, 1) if cols is not None else 1.0
+    cheaper = 0.1 if options.get("max_epochs") == 0 else 0.3 if (options.get("n_bags") or 5) <= 2 else 1.0
+    return 10.0 * share * cheaper
 
 
 def run_ablation(
@@ -99,38 +146,52 @@ def run_ablation(
     progress: bool = True,
     dataset: str = "",
     fold_map_fn: MapFn | None = None,
+    stackers: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Outer folds run side by side in ``config.jobs`` worker processes (each fits its branches
-    in-process): the stackers and fusion networks of every row then share the cores too, not
-    only the branches. ``fold_map_fn(fn, jobs)`` replaces those processes (``--engine ray``: one
-    Ray task per outer fold)."""
+    """Outer folds' branches, then every row of every fold, as jobs in ``config.jobs`` worker
+    processes (each job one thread). ``fold_map_fn(fn, jobs)`` replaces those processes
+    (``--engine ray``: one Ray task per job). ``stackers``: the stacker options of the rows other
+    than the headline "stack" one, by table (default :data:`FAST_STACKERS`; ``{}``: all default)."""
     t0 = time.time()
     unknown = [f for f in fusions if f not in FUSIONS]
     if unknown:
         raise AdtagError(f"unknown fusions {unknown}; choose from {', '.join(FUSIONS)}")
+    stackers = {k: dict(v) for k, v in (FAST_STACKERS if stackers is None else stackers).items() if v}
     config = replace(config or TrainConfig(), fusion="mean")  # each row fits its own fusion below
     vocab = vocab or Vocabulary.from_items([it.tags for it in items])
     Y = vocab.encode([it.tags or [] for it in items], [it.id for it in items])
     n, L = Y.shape
     outer = make_folds(n, outer_folds, config.seed + 101)
-    preds: dict[str, np.ndarray] = {}
     inner = replace(config, jobs=1)
-    jobs = [(items, Y, vocab, inner, tr, te, config.seed + k, tuple(fusions)) for k, (tr, te) in enumerate(outer)]
+    need_feats = any(FUSIONS[f].on == "features" for f in fusions)
     map_fn = fold_map_fn or partial(run_parallel, n_jobs=config.jobs)
-    parts = list(tqdm(map_fn(_outer_fold, jobs), total=len(jobs), desc="outer folds", disable=not progress))
-    # 2. growing combinations, ordered by the first fold's out-of-fold single-modality GAP
-    mod_gap = parts[0]["mod_gap"]
+    jobs = [(items, Y, vocab, inner, tr, te, config.seed + k, need_feats) for k, (tr, te) in enumerate(outer)]
+    folds = list(tqdm(map_fn(_branches, jobs), total=len(jobs), desc="branches", disable=not progress))
+    # growing combinations, ordered by the first fold's out-of-fold single-modality GAP
+    mod_gap = folds[0]["mod_gap"]
     order = sorted(mod_gap, key=lambda m: -mod_gap[m])
-    combo_jobs = [(p, Y[tr], order, config.seed + k) for k, (p, (tr, _)) in enumerate(zip(parts, outer, strict=True))]
-    combos = list(map_fn(_combinations, combo_jobs))
-    kinds: dict[str, str] = {}
+    rows = [[*_rows(fold, order, fusions, config, stackers)] for fold in folds]
+    tasks = sorted(
+        ((k, r) for k, fold_rows in enumerate(rows) for r in fold_rows),
+        key=lambda t: -_cost(t[1], len(folds[t[0]]["mf"][0].branches)),
+    )
+    row_jobs = [_row_job(folds[k], r) for k, r in tasks]
+    done = list(tqdm(map_fn(_row, row_jobs), total=len(row_jobs), desc="rows", disable=not progress))
+    cpu = {"branches": round(sum(f["cpu_s"] for f in folds), 1)}
+    scores: dict[tuple[int, str], np.ndarray] = {}
+    for (k, r), (s, c) in zip(tasks, done, strict=True):
+        cpu[r[0]] = round(cpu.get(r[0], 0.0) + c, 1)
+        if s is not None:
+            scores[k, r[0]] = s
+    preds: dict[str, np.ndarray] = {}
     for prefix in ("single:", "combo:", "fusion:"):
-        for (_, te), part, combo in zip(outer, parts, combos, strict=True):
-            for name, scores in {**part["rows"], **combo}.items():
-                if name.startswith(prefix):
-                    preds.setdefault(name, np.zeros((n, L), np.float32))[te] = scores
-    for part in parts:
-        kinds.update(part["kinds"])
+        for k, (_, te) in enumerate(outer):
+            for key, *_ in rows[k]:
+                if key.startswith(prefix) and (k, key) in scores:
+                    preds.setdefault(key, np.zeros((n, L), np.float32))[te] = scores[k, key]
+    kinds: dict[str, str] = {}
+    for fold in folds:
+        kinds.update(fold["kinds"])
 
     def row(name: str) -> dict[str, Any]:
         s = preds[name]
@@ -150,9 +211,11 @@ def run_ablation(
         "n_tags": L,
         "folds": outer_folds,
         "inner_folds": config.folds,
+        "stacker_options": {"default": dict(config.stacker), **stackers},
         "tables": tables,
         "per_tag_ap": {t: (None if np.isnan(a) else round(float(a), 4)) for t, a in zip(vocab.tags, ap, strict=True)},
         "seconds": round(time.time() - t0, 1),
+        "cpu_s": cpu,
         "predictions": preds,
         "truth": Y,
     }

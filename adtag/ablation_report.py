@@ -6,12 +6,37 @@ from pathlib import Path
 from typing import Any
 
 from adtag.io import atomic_path, write_json, write_text
+from adtag.models.fusions import FUSIONS as FUSION_ROWS
 
 TITLES = {
     "single": "Table 1: single modality",
     "combinations": "Table 2: combinations of modalities",
     "fusion": "Table 3: fusion strategies",
 }
+
+
+def _options(options: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(options.items())) or "default options"
+
+
+def stacker_note(result: dict[str, Any], table: str) -> str:
+    """Which stacker settings a table's rows use where they differ from the default stacker's ("" otherwise)."""
+    options = result.get("stacker_options", {})
+    default = options.get("default", {})
+    if table == "fusion":
+        cheaper = [f"`{f}` with {_options({**default, **o})}" for f, o in options.items() if f in FUSION_ROWS and o]
+        if not cheaper:
+            return ""
+        return (
+            f"Cheaper stacker settings: {'; '.join(cheaper)}. The `stack` row is the default stacker "
+            f"({_options(default)}), as `adtag train` fits it."
+        )
+    if not options.get(table):
+        return ""
+    return (
+        f"Each row is a `stack` stacker with {_options({**default, **options[table]})}: cheaper than Table 3's "
+        "default `stack` row (`adtag ablate --full-stackers` fits every row with the default settings)."
+    )
 
 
 def to_markdown(result: dict[str, Any]) -> str:
@@ -26,7 +51,10 @@ def to_markdown(result: dict[str, Any]) -> str:
         if not rows:
             continue
         best = max(r["gap"] for r in rows)
-        lines += ["", f"## {title}", "", "| name | GAP@20 | hit@1 |", "|---|---:|---:|"]
+        lines += ["", f"## {title}", ""]
+        if note := stacker_note(result, key):
+            lines += [note, ""]
+        lines += ["| name | GAP@20 | hit@1 |", "|---|---:|---:|"]
         for r in rows:
             mark = "**" if r["gap"] == best else ""
             lines.append(f"| {r['name']} | {mark}{r['gap']:.4f}{mark} | {r['hit1']:.4f} |")

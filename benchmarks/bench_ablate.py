@@ -1,6 +1,7 @@
 """``adtag ablate`` on the issue-11 shape: 500 items x 4 vector modalities of 82 dims (issue 11).
 
-To compare code trees, run it with ``PYTHONPATH`` set to each tree in turn.
+To compare code trees side by side in one run: ``--code before=/path/to/main --code after=.``
+(the reference ``adtag train`` runs once, on the first tree).
 
 The items are real: the tag sets of the first ``--items`` TAAC-2021 training videos
 (``../shared/data/taac2021/labels/tagging_info_train5k.txt``, 82 tags, ~12 a video). Their four
@@ -76,25 +77,25 @@ def write_manifest(folder: Path, n: int, seed: int = 0) -> Path:
     return manifest
 
 
-def timed(cmd: list[str]) -> dict[str, float]:
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
 
 
-def one_fold(manifest: Path) -> dict[str, float]:
-    """Outer fold 0 of the ablation in this process (branches, single rows, every fusion, combinations),
-    one thread: CPU-s in all and in the stackers' fits by kind (the stacker's share, per code tree)."""
+def one_fold(manifest: Path, stackers: dict | None) -> dict[str, object]:
+    """Outer fold 0 of the ablation in this process, one thread: CPU-s of its branches and of each
+    row (single modalities, combinations, every fusion), and each row's GAP@20 on the fold's test part."""
     from dataclasses import replace
 
     from adtag import ablation, runtime
     from adtag.data.manifest import load_manifest
     from adtag.data.vocab import Vocabulary
-    from adtag.models.stacker import Stacker
+    from adtag.metrics import gap_at_k
     from adtag.models.tagger import TrainConfig
 
     runtime.configure(1)
@@ -102,51 +103,68 @@ def one_fold(manifest: Path) -> dict[str, float]:
     vocab = Vocabulary.from_items([it.tags for it in items])
     Y = vocab.encode([it.tags or [] for it in items], [it.id for it in items])
     tr, te = ablation.make_folds(len(items), 5, 101)[0]
-    spent, fit = {"stack": 0.0, "paper": 0.0}, Stacker.fit
-
-    def timed_fit(self: Stacker, *a: object) -> Stacker:
-        t = time.process_time()
-        fit(self, *a)
-        spent[self.kind] += time.process_time() - t
-        return self
-
-    Stacker.fit = timed_fit
     t0 = time.process_time()
     config = replace(TrainConfig(), fusion="mean", jobs=1)
-    part = ablation._outer_fold(items, Y, vocab, config, tr, te, 0, tuple(ablation.FUSIONS))
-    ablation._combinations(part, Y[tr], sorted(part["mod_gap"], key=lambda m: -part["mod_gap"][m]), 0)
-    return {"cpu_s": round(time.process_time() - t0, 1), **{f"{k}_cpu_s": round(v, 1) for k, v in spent.items()}}
+    fold = ablation._branches(items, Y, vocab, config, tr, te, 0, True)
+    order = sorted(fold["mod_gap"], key=lambda m: -fold["mod_gap"][m])
+    rs = ablation.FAST_STACKERS if stackers is None else stackers
+    rows: dict[str, object] = {}
+    for row in ablation._rows(fold, order, tuple(ablation.FUSIONS), config, rs):
+        scores, cpu = ablation._row(*ablation._row_job(fold, row))
+        rows[row[0]] = {"cpu_s": round(cpu, 1), "gap": None if scores is None else round(gap_at_k(scores, Y[te]), 4)}
+    total = round(time.process_time() - t0, 1)
+    return {"cpu_s": total, "branches_cpu_s": round(fold["cpu_s"], 1), "stackers": rs, "rows": rows}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=500)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ablate.json")
-    ap.add_argument("--one-fold", action="store_true", help="outer fold 0 in-process: CPU-s in all and in the stackers")
+    ap.add_argument("--one-fold", action="store_true", help="outer fold 0 in-process: CPU-s per row")
+    ap.add_argument("--code", action="append", help="NAME=PATH: ablate with that code tree (repeat: side by side)")
+    ap.add_argument("--stackers", type=json.loads, default=None, help="--one-fold: rows' stackers (JSON)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-ablate-"))
     manifest = write_manifest(work / "data", args.items)
     if args.one_fold:
-        print(json.dumps(one_fold(manifest)))
+        print(json.dumps(one_fold(manifest, args.stackers), indent=1))
         return
-    adtag = [sys.executable, "-m", "adtag.cli"]
-    result = {
+    codes = dict(c.split("=", 1) for c in args.code) if args.code else {"this": str(ROOT)}
+    result: dict[str, object] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "load_before": os.getloadavg(),
         "items": args.items,
         "modalities": "4 vector modalities of 82 dims (four models' scores)",
+        "code": codes,
     }
-    result["train"] = timed([*adtag, "train", str(manifest), "--out", str(work / "model"), "--no-progress"])
-    result["ablate"] = timed([*adtag, "ablate", str(manifest), "--out", str(work / "ablation"), "--no-progress"])
-    result["load_after"] = os.getloadavg()
-    result["ablate_over_train_wall"] = round(result["ablate"]["wall_s"] / result["train"]["wall_s"], 2)
-    tables = (work / "ablation" / "ablation.md").read_text(encoding="utf-8")
-    result["tables"] = tables
+    env = lambda path: {**os.environ, "PYTHONPATH": str(Path(path).resolve())}  # noqa: E731
+    adtag = [sys.executable, "-m", "adtag.cli"]
+    first = next(iter(codes.values()))
+    cmd = [*adtag, "train", str(manifest), "--out", str(work / "model"), "--no-progress"]
+    result["train"] = {**timed(cmd, env(first)), "code": first}  # the reference, on the first tree
+    runs: dict[str, dict] = {}
+    for name, path in codes.items():
+        out = work / f"ablation-{name}"
+        run = timed([*adtag, "ablate", str(manifest), "--out", str(out), "--no-progress"], env(path))
+        run["load_after"] = os.getloadavg()
+        saved = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
+        run["rows"] = {f"{t}:{r['name']}": r["gap"] for t, rows in saved["tables"].items() for r in rows}
+        run["cpu_by_row"] = saved.get("cpu_s")  # per row, summed over the outer folds (worker CPU-s)
+        run["stacker_options"] = saved.get("stacker_options")
+        run["tables"] = (out / "ablation.md").read_text(encoding="utf-8")
+        run["ablate_over_train_wall"] = round(run["wall_s"] / result["train"]["wall_s"], 2)
+        runs[name] = run
+    result["ablate"], result["load_after"] = runs, os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in result.items() if k != "tables"}, indent=2))
-    print(tables)
+    names = list(runs)
+    print(json.dumps({k: v for k, v in result.items() if k != "ablate"}, indent=2))
+    print("| row | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names))
+    print("| wall s / CPU-s | " + " | ".join(f"{runs[n]['wall_s']} / {runs[n]['cpu_s']}" for n in names) + " |")
+    for row in runs[names[-1]]["rows"]:
+        print(f"| {row} | " + " | ".join(str(runs[n]["rows"].get(row, "")) for n in names) + " |")
+    print(runs[names[-1]]["tables"])
 
 
 if __name__ == "__main__":

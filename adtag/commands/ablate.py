@@ -35,6 +35,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help=f"fusion rows to run (default: {','.join(FUSIONS)})",
     )
     p.add_argument(
+        "--full-stackers",
+        action="store_true",
+        help="fit every single, combination and paper row with the default stacker settings (slower); by default "
+        "only the headline 'stack' row does, the others use cheaper settings named in ablation.md",
+    )
+    p.add_argument(
         "--taxonomy",
         type=checked_type(Taxonomy.from_file),
         default=None,
@@ -77,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             dataset=str(args.manifest),
             fold_map_fn=fold_map_fn,
+            stackers={} if args.full_stackers else None,
         )
     groups_md = ""
     if args.taxonomy is not None:
