@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = replace(TrainConfig(), folds=args.inner_folds, seed=args.seed, modalities=args.modalities)
     from adtag.engines import branch_executor
 
-    with branch_executor(args) as fold_map_fn:  # --engine ray: one Ray task per outer fold
+    with branch_executor(args) as fold_map_fn:  # --engine ray: one Ray task per fold's branches, per row
         result = run_ablation(
             items,
             vocab,
