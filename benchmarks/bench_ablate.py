@@ -77,10 +77,13 @@ def write_manifest(folder: Path, n: int, seed: int = 0) -> Path:
     return manifest
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+def timed(cmd: list[str], code: str | None = None) -> dict[str, float]:
+    """``cmd`` run in a fresh process, on the code tree ``code`` (its root as the working directory:
+    ``python -m`` puts the working directory before ``PYTHONPATH``)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(code).resolve())} if code else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=code)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -138,15 +141,14 @@ def main() -> None:
         "modalities": "4 vector modalities of 82 dims (four models' scores)",
         "code": codes,
     }
-    env = lambda path: {**os.environ, "PYTHONPATH": str(Path(path).resolve())}  # noqa: E731
     adtag = [sys.executable, "-m", "adtag.cli"]
     first = next(iter(codes.values()))
     cmd = [*adtag, "train", str(manifest), "--out", str(work / "model"), "--no-progress"]
-    result["train"] = {**timed(cmd, env(first)), "code": first}  # the reference, on the first tree
+    result["train"] = {**timed(cmd, first), "code": first}  # the reference, on the first tree
     runs: dict[str, dict] = {}
     for name, path in codes.items():
         out = work / f"ablation-{name}"
-        run = timed([*adtag, "ablate", str(manifest), "--out", str(out), "--no-progress"], env(path))
+        run = timed([*adtag, "ablate", str(manifest), "--out", str(out), "--no-progress"], path)
         run["load_after"] = os.getloadavg()
         saved = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
         run["rows"] = {f"{t}:{r['name']}": r["gap"] for t, rows in saved["tables"].items() for r in rows}
