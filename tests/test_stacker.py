@@ -170,5 +170,5 @@ def test_one_input_re_ranked_is_reported_on_the_inputs_own_scale_and_round_trips
     arrays, record = to_record(st)
     again = from_record(json.loads(json.dumps(record)), arrays)
     np.testing.assert_allclose(again.predict_proba(test), st.predict_proba(test), atol=1e-6)
-    old = from_record(json.loads(json.dumps(record)), {k: v for k, v in arrays.items() if k != "scale"})
+    old = from_record(json.loads(json.dumps(record)), {k: v for k, v in arrays.items() if k != "input_scale"})
     np.testing.assert_allclose(old.decision_function(test), unmapped, atol=1e-5)

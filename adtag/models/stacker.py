@@ -294,7 +294,7 @@ class Stacker(Estimator):
         sd = {} if self.net_ is None else state_to_numpy(self.net_)
         meta = {"shape": list(self.shape_), "holdout_gap": self.holdout_gap_, "rung": self.chosen_}
         meta["cv_gap"], arrays = self.cv_gap_, {f"bag{g}.{k}": v[g] for k, v in sd.items() for g in range(len(v))}
-        arrays.update({} if self.scale_ is None else {"scale": self.scale_})
+        arrays.update({} if self.scale_ is None else {"input_scale": self.scale_})
         if getattr(self, "paper_", None) is not None:  # the blend rung's paper network, under "paper."
             paper, meta["paper"] = self.paper_.state()
             arrays.update({f"paper.{k}": v for k, v in paper.items()})
@@ -304,7 +304,7 @@ class Stacker(Estimator):
         meta = {**LEGACY_META, **meta}
         self.shape_, self.holdout_gap_ = tuple(meta["shape"]), meta["holdout_gap"]
         self.cv_gap_, self.chosen_, self.net_, self.paper_ = meta["cv_gap"], meta["rung"], None, None
-        self.scale_ = arrays.get("scale")  # (none before it existed, nor over several inputs)
+        self.scale_ = arrays.get("input_scale")  # (none before it existed, nor over several inputs)
         if "paper" in meta:
             paper = {k[len("paper.") :]: v for k, v in arrays.items() if k.startswith("paper.")}
             self.paper_ = Stacker("paper", seed=self.seed).load_state(paper, meta["paper"])
