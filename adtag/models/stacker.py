@@ -36,8 +36,10 @@ from adtag.models.nn import load_numpy_state, state_to_numpy
 EPS = 1e-4
 RUNGS = ("mean", "linear", "net", "blend")
 BLEND_MIN = 3000  # training items from which the paper's network is trained as part of the chain
-# What pooled out-of-fold GAP a richer rung must add over the one chosen so far (the net's stopping epoch is
-# picked on the same predictions), for one input as for many.
+# What pooled out-of-fold GAP a richer rung must add over the one chosen so far: its margin (the net's
+# stopping epoch is picked on the same predictions), and to leave a single input as it is, one standard
+# deviation of the paired difference over bootstrapped items (with several inputs, averaging is an
+# uncalibrated fusion: falling back to it by noise cost more).
 MARGIN = {"linear": 0.0, "net": 0.002, "blend": 0.002}
 # What a model saved by an older adtag lacks, filled in on load: its rung (only nets existed), and the
 # probability average's weights (zero: it had none).
@@ -137,6 +139,12 @@ def _predict(net: nn.Module, data: tuple[torch.Tensor, ...], rows: list[np.ndarr
     return out
 
 
+def _noise(a: np.ndarray, b: np.ndarray, Y: np.ndarray, seed: int, draws: int = 20) -> float:
+    """Standard deviation of GAP(a) - GAP(b) over bootstrap resamples of the items (paired)."""
+    idx = np.random.default_rng(seed).integers(0, len(Y), (draws, len(Y)))
+    return float(np.std([gap_at_k(a[i], Y[i]) - gap_at_k(b[i], Y[i]) for i in idx]))
+
+
 def _gap(logits: np.ndarray, Y: np.ndarray) -> float:
     """Pooled GAP@20, ties broken toward calibrated scores (as the early stopping does)."""
     return gap_at_k(logits, Y) - 1e-3 * float(np.mean((1 / (1 + np.exp(-np.clip(logits, -50, 50))) - Y) ** 2))
@@ -169,8 +177,7 @@ class Stacker(Estimator):
 
     ``chosen_``: the rung in use; ``cv_gap_``: each rung's pooled out-of-fold GAP@20 (``holdout_gap_``: the
     chosen one's); ``net_``: the fold nets as one module (None for "mean"); ``n_bags``: the internal folds.
-    ``scale_``: one input, a learned rung: its logits mapped monotonically (by quantiles on the training items) onto
-    the input's, the scale all outer folds share, so folds kept as they are and folds re-ranked pool into one ranking.
+    ``scale_``: one input, a learned rung: a monotone map of its logits onto the input's (the scale all folds share).
     """
 
     def __init__(
@@ -229,7 +236,8 @@ class Stacker(Estimator):
             cv["blend"] = _gap(oofs["blend"], Y)
         chosen = "mean"
         for rung in [r for r in RUNGS[1:] if r in cv]:  # a richer rung must beat the one chosen so far by its margin
-            chosen = rung if cv[rung] >= cv[chosen] + MARGIN[rung] else chosen
+            noise = _noise(oofs[rung], oofs["mean"], Y, self.seed) if chosen == "mean" and B == 1 else 0.0
+            chosen = rung if cv[rung] >= cv[chosen] + max(MARGIN[rung], noise) else chosen
         self.cv_gap_ = {r: round(float(v), 4) for r, v in cv.items()}
         self.chosen_, self.holdout_gap_ = chosen, float(cv[chosen])
         if chosen == "linear":  # few weights, no early stopping: refit on every item
