@@ -55,3 +55,40 @@ def test_out_of_fold_scores_are_distributed_like_new_items():
     X, Y, Xn = standardised(120, 400)
     oof, models = fit_branch(BranchSpec("v", "mlp"), X, Y, np.ones(len(X), bool), make_folds(len(X), 5, 0))
     assert abs(oof.mean() - predict_branch(models, Xn).mean()) < 0.02
+
+
+class Fixed:
+    """A fold model whose probabilities are given (only ``predict_proba`` is asked of fold models)."""
+
+    def __init__(self, p) -> None:
+        self.p = np.asarray(p, dtype=np.float32)
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self.p
+
+
+def test_fold_models_are_averaged_on_the_logit_scale():
+    a, b = [[0.99, 0.5, 0.2, 0.9]], [[0.5, 0.5, 0.01, 0.1]]
+    got = predict_branch([Fixed(a), Fixed(b)], None)
+    logit = lambda p: np.log(np.asarray(p) / (1 - np.asarray(p)))  # noqa: E731
+    want = 1 / (1 + np.exp(-(logit(a) + logit(b)) / 2))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert got[0, 0] > 0.9 > (0.99 + 0.5) / 2  # the mean of probabilities would pull 0.99 down to 0.745
+    assert got[0, 3] == pytest.approx(0.5)  # opposite odds cancel
+
+
+def test_logit_average_keeps_agreeing_models_further_from_one_half():
+    """Fold models on the same side of 0.5 average further from 0.5 on the logit scale than as
+    probabilities (logit is convex above 0.5, concave below): the spread the stacker learned from."""
+    rng = np.random.default_rng(0)
+    side = rng.random((50, 8)) < 0.5
+    P = [np.where(side, 0.5 + 0.49 * rng.random((50, 8)), 0.5 - 0.49 * rng.random((50, 8))) for _ in range(5)]
+    got = predict_branch([Fixed(p) for p in P], None)
+    assert np.all(np.abs(got - 0.5) > np.abs(np.mean(P, 0) - 0.5) + 1e-6)
+
+
+def test_identical_fold_models_pass_their_scores_through():
+    """A score modality's fold models all give the same scores: they pass as they are, 0 and 1 too
+    (no clipping to the stacker's range)."""
+    p = np.array([[0.0, 3e-6, 0.25, 1.0]], np.float32)
+    np.testing.assert_array_equal(predict_branch([Fixed(p)] * 5, None), p)
