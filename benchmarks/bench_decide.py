@@ -12,7 +12,10 @@ precision/recall cuts) is refitted on the same arrays as the reference.
     python benchmarks/bench_decide.py --cache DIR --sets "" --demo adtag-demo/features/manifest.jsonl
 
 ``--cache DIR`` keeps each fold's out-of-fold and held-out score arrays (npz), so a re-run only
-re-fits the decision layer. ``--taac WORKDIR``: the real TAAC tags of 5,000 videos as a task (the
+re-fits the decision layer. ``--models DIR`` also keeps each outer fold's fitted system; with
+``--rescore`` the held-out items are scored again by those systems with today's prediction code
+(how two ways of averaging the fold models were compared on the same models, section 11c).
+``--taac WORKDIR``: the real TAAC tags of 5,000 videos as a task (the
 presentation and style tags are the input text, all 82 tags the labels), trained and evaluated
 per taxonomy group with the CLI. ``--audit SET`` corrupts SET's training labels (drops 10% of the
 true tags, adds 5% wrong ones), trains, audits, then fixes the audit's top N and retrains.
@@ -237,7 +240,7 @@ def quality(
             for goal in ("precision=0.9", "recall=0.8")
             for tag in ("before", "after")
         },
-        "scores": "trained" if trained else "cached",
+        "scores": "trained" if trained else "rescored" if rescore and models else "cached",
         "train_wall_s": round(sum(t for t, _ in trained), 1),
         "train_cpu_s": round(sum(c for _, c in trained), 1),
         "decision_fit_s": round(time.time() - t_fit, 2),
