@@ -49,6 +49,7 @@ from adtag.models.tagger import Tagger, TrainConfig  # noqa: E402
 from benchmarks.datasets import LOADERS  # noqa: E402
 
 DEFAULT_SETS = ["emotions", "yeast", "scene", "birds", "tnews"]
+TRAIN_SEED = 0  # the systems' own seed (inner folds, models); the outer split keeps seed 0
 
 
 def cpu_seconds() -> float:
@@ -92,7 +93,7 @@ def outer_arrays(
             raw = Tagger.load(kept).predict_proba(test)
     else:
         t0, c0 = time.time(), cpu_seconds()
-        oof, raw, tagger, _ = train_scores(train, test, vocab)
+        oof, raw, tagger, _ = train_scores(train, test, vocab, seed=TRAIN_SEED)
         wall, cpu = time.time() - t0, cpu_seconds() - c0
         f.parent.mkdir(parents=True, exist_ok=True)
         np.savez(f, oof=oof, raw=raw)
@@ -480,7 +481,10 @@ def main() -> int:
         help="the demo corpus's extracted features/manifest.jsonl (from 'adtag demo'): adds the set 'demo'",
     )
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    ap.add_argument("--train-seed", type=int, default=0, help="seed of the trained systems (not of the outer split)")
     args = ap.parse_args()
+    global TRAIN_SEED
+    TRAIN_SEED = args.train_seed
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load_before = os.getloadavg()
