@@ -30,11 +30,9 @@ class MLPTagger(NetTagger):
 
     def _build(self, d_in: int, n_tags: int) -> nn.Module:
         torch.manual_seed(self.seed)
-        drop, hidden = self.dropout, self.hidden
-        body = nn.Sequential(
-            nn.Dropout(min(drop, 0.2)), nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(drop), nn.Linear(hidden, n_tags)
-        )
-        return nn.Sequential(OrderedDict(body=body))  # weights saved as body.1.weight, ...
+        drop, h, relu = self.dropout, self.hidden, nn.ReLU()
+        body = [nn.Dropout(min(drop, 0.2)), nn.Linear(d_in, h), relu, nn.Dropout(drop), nn.Linear(h, n_tags)]
+        return nn.Sequential(OrderedDict(body=nn.Sequential(*body)))  # weights saved as body.1.weight, ...
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> MLPTagger:
         self.net_ = self._build(X.shape[1], Y.shape[1])

@@ -40,15 +40,9 @@ def save_model(
         text = json.dumps({**meta, "format": FORMAT}, ensure_ascii=False, indent=2) + "\n"
         (tmp / CONFIG_FILE).write_text(text, encoding="utf-8")
         (tmp / COMPONENTS_FILE).write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
-        if mf is not None:
-            np.savez(
-                tmp / OOF_FILE,
-                fingerprint=np.array(mf.fingerprint),
-                branches=np.array(mf.branches),
-                P=mf.P,
-                present=mf.present,
-                keys=np.array(mf.keys),
-            )
+        if mf is not None:  # the out-of-fold meta-features, reused branch by branch by the next run
+            names = {"fingerprint": mf.fingerprint, "branches": mf.branches, "keys": mf.keys}
+            np.savez(tmp / OOF_FILE, P=mf.P, present=mf.present, **{k: np.array(v) for k, v in names.items()})
 
 
 def _read_json(path: Path) -> Any:
