@@ -281,6 +281,32 @@ def single_inputs(S: np.ndarray, Y: np.ndarray, n: int, outer: int = 5, seed: in
     return rows
 
 
+def mean_scale_probe(S: np.ndarray, Y: np.ndarray, n: int, outer: int = 5, seed: int = 0) -> dict:
+    """Several inputs: the default stacker as it is, and with its logits mapped (monotone, by quantiles on each
+    outer fold's training items) onto plain averaging's scale, as the stacker maps one input onto its own."""
+    from adtag.models.stacker import to_logits
+
+    keep = np.sort(np.random.default_rng(seed).choice(len(Y), n, replace=False)) if n < len(Y) else np.arange(len(Y))
+    S, Y = S[keep], Y[keep]
+    folds = np.random.default_rng(seed + 1).permutation(len(Y)) % outer
+    pred, mapped, chosen, q = np.zeros_like(Y), np.zeros_like(Y), [], np.linspace(0, 1, 201)
+    for k in range(outer):
+        tr, te = folds != k, folds == k
+        st = Stacker(seed=seed).fit(_meta(S[tr]), Y[tr])
+        pred[te] = mapped[te] = st.decision_function(_meta(S[te]))
+        chosen.append(st.chosen_)
+        if st.chosen_ != "mean":
+            mean_tr = to_logits(mean_fusion(S[tr], np.ones(S[tr].shape[:2], bool)))
+            m = np.quantile(st.decision_function(_meta(S[tr])), q), np.quantile(mean_tr, q)
+            mapped[te] = np.interp(pred[te], *m) + 1e-3 * pred[te]
+    return {
+        "items": len(Y),
+        "default": round(gap_at_k(pred, Y), 4),
+        "on mean scale": round(gap_at_k(mapped, Y), 4),
+        "chose": chosen,
+    }
+
+
 def mixed(name: str, seed: int = 0, outer: int = 5, inner: int = 3) -> dict:
     """Scores + raw modalities in one manifest: the scored items' own views beside the models' scores.
 
@@ -330,6 +356,7 @@ def main() -> None:
     ap.add_argument("--markdown", default=None, help="only rewrite scores.md from this scores.json")
     ap.add_argument("--mixed", default=None, help="only the mixed case (scores + raw views) on these sets")
     ap.add_argument("--singles", action="store_true", help="only each model stacked alone vs its raw scores")
+    ap.add_argument("--mean-scale-probe", action="store_true", help="only the default stacker mapped onto averaging")
     ap.add_argument("--large-only", action="store_true", help="skip the ~500-item rows (only the --large ones)")
     args = ap.parse_args()
     if args.markdown:
@@ -344,6 +371,16 @@ def main() -> None:
             (Path(args.out) / "scores_mixed.json").write_text(json.dumps(res, indent=1))
         return
     runtime.configure(1)
+    if args.mean_scale_probe:
+        res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": os.getloadavg()}
+        for name in args.sets.split(","):
+            S, Y, _ = level1(name)
+            res[name] = mean_scale_probe(S, Y, min(args.small, len(Y)))
+            print(name, json.dumps(res[name]), flush=True)
+        res["load_after"] = os.getloadavg()
+        if args.out:
+            (Path(args.out) / "scores_mean_scale_probe.json").write_text(json.dumps(res, indent=1))
+        return
     if args.singles:
         res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": os.getloadavg()}
         for name in args.sets.split(","):

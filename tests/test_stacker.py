@@ -145,3 +145,30 @@ def test_above_blend_min_the_paper_network_joins_the_chain_and_round_trips(monke
     # below BLEND_MIN nothing of the paper's is trained or kept
     small = Stacker(max_epochs=4, seed=0).fit(_mf(P[:600]), Y[:600])
     assert small.paper_ is None and "blend" not in small.cv_gap_
+
+
+def test_one_input_re_ranked_is_reported_on_the_inputs_own_scale_and_round_trips():
+    """A single 0/1-heavy input (a tree model's votes) whose tags a per-tag bias corrects: the learned
+    rung wins, and its logits come out on the input's scale (same quantiles on the training items,
+    the ends of the votes included), in the learned rung's own order; saved and loaded, the same; a
+    model saved before the map existed predicts the learned rung's logits as they were."""
+    from adtag.models.stacker import to_logits
+
+    P, Y = _scores(700, [2.0], seed=7, offset=3.0)
+    P = np.where(P > 0.9, 1.0, np.where(P < 0.1, 0.0, np.round(P * 20) / 20)).astype(np.float32)
+    st = Stacker(max_epochs=20, seed=0).fit(_mf(P[:400]), Y[:400])
+    assert st.chosen_ != "mean" and st.scale_.shape == (2, 201), st.cv_gap_
+    q = np.linspace(0.05, 0.95, 19)
+    train, test = st.decision_function(_mf(P[:400])), _mf(P[400:])
+    np.testing.assert_allclose(np.quantile(train, q), np.quantile(to_logits(P[:400, 0]), q), atol=0.05)
+    mapped, m = st.decision_function(test), st.scale_
+    st.scale_ = None  # the learned rung's logits as the fold nets give them: another scale, the same order
+    unmapped, st.scale_ = st.decision_function(test), m
+    assert np.abs(np.quantile(unmapped, q) - np.quantile(to_logits(P[400:, 0]), q)).max() > 1.0
+    assert np.all(np.diff(mapped.ravel()[np.argsort(unmapped.ravel(), kind="stable")]) >= 0)
+    assert abs(gap_at_k(mapped, Y[400:]) - gap_at_k(unmapped, Y[400:])) < 1e-3  # (float32 ties at the ends)
+    arrays, record = to_record(st)
+    again = from_record(json.loads(json.dumps(record)), arrays)
+    np.testing.assert_allclose(again.predict_proba(test), st.predict_proba(test), atol=1e-6)
+    old = from_record(json.loads(json.dumps(record)), {k: v for k, v in arrays.items() if k != "input_scale"})
+    np.testing.assert_allclose(old.decision_function(test), unmapped, atol=1e-5)

@@ -177,6 +177,7 @@ class Stacker(Estimator):
 
     ``chosen_``: the rung in use; ``cv_gap_``: each rung's pooled out-of-fold GAP@20 (``holdout_gap_``: the
     chosen one's); ``net_``: the fold nets as one module (None for "mean"); ``n_bags``: the internal folds.
+    ``scale_``: one input, a learned rung: a monotone map of its logits onto the input's (the scale all folds share).
     """
 
     def __init__(
@@ -218,7 +219,7 @@ class Stacker(Estimator):
         k, reps = max(2, min(k, n // 4)), 1 if n > 3000 or self.kind == "paper" else 3 if n * Y.shape[1] <= 10000 else 2
         folds = [np.random.default_rng(self.seed + r).permutation(n) % k for r in range(reps)]
         parts = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for fold in folds for f in range(k)]
-        net, vas, self.paper_ = self._build(len(parts)), [va for _, va in parts], None
+        net, vas, self.paper_, self.scale_ = self._build(len(parts)), [va for _, va in parts], None, None
         if self.kind == "paper":  # (its out-of-fold logits kept for the chain's blend rung)
             gap, self.oof_ = self._train(net, parts, reps, data, yt, Y, (-np.inf, None), 1e-3)
             self.cv_gap_ = {"net": gap}
@@ -243,6 +244,9 @@ class Stacker(Estimator):
             net = _fit_linear(self._build(1), data, yt, [np.arange(n)], l2)
         self.net_, net.linear_only = None if chosen == "mean" else net, chosen == "linear"
         self.paper_ = self.paper_ if chosen == "blend" else None
+        if B == 1 and chosen != "mean":  # see scale_: quantiles of its training logits -> of the input's
+            q, fit = np.linspace(0, 1, 201), self.decision_function(MetaFeatures(P, present, mf.branches, ex))
+            self.scale_ = np.stack([np.quantile(fit, q), np.quantile(oofs["mean"], q)]).astype(np.float32)
         return self
 
     def _train(self, net, parts, reps: int, data, yt, Y, start: tuple, lr: float) -> tuple[float, Any]:
@@ -277,9 +281,10 @@ class Stacker(Estimator):
         for s in range(0, len(mf.P), 4096):  # the fold nets' average, by blocks of items (bounded memory)
             data = _tensors(mf.P[s : s + 4096], mf.present[s : s + 4096], ex[s : s + 4096], self.kind == "paper")
             out.append(_predict(self.net_, data, [np.arange(len(data[0]))] * G, G))
+        out, m = np.concatenate(out), self.scale_
         if self.chosen_ == "blend":  # the chain's nets and the paper's, logits averaged
-            return (np.concatenate(out) + self.paper_.decision_function(mf)) / 2
-        return np.concatenate(out)
+            out = (out + self.paper_.decision_function(mf)) / 2
+        return out if m is None else (np.interp(out, *m) + 1e-3 * out).astype(np.float32)  # (ties keep our order)
 
     def predict_proba(self, mf: MetaFeatures) -> np.ndarray:
         if self.chosen_ == "mean":
@@ -297,6 +302,7 @@ class Stacker(Estimator):
         sd = {} if self.net_ is None else state_to_numpy(self.net_)
         meta = {"shape": list(self.shape_), "holdout_gap": self.holdout_gap_, "rung": self.chosen_}
         meta["cv_gap"], arrays = self.cv_gap_, {f"bag{g}.{k}": v[g] for k, v in sd.items() for g in range(len(v))}
+        arrays.update({} if self.scale_ is None else {"input_scale": self.scale_})
         if getattr(self, "paper_", None) is not None:  # the blend rung's paper network, under "paper."
             paper, meta["paper"] = self.paper_.state()
             arrays.update({f"paper.{k}": v for k, v in paper.items()})
@@ -306,6 +312,7 @@ class Stacker(Estimator):
         meta = {**LEGACY_META, **meta}
         self.shape_, self.holdout_gap_ = tuple(meta["shape"]), meta["holdout_gap"]
         self.cv_gap_, self.chosen_, self.net_, self.paper_ = meta["cv_gap"], meta["rung"], None, None
+        self.scale_ = arrays.get("input_scale")  # (none before it existed, nor over several inputs)
         if "paper" in meta:
             paper = {k[len("paper.") :]: v for k, v in arrays.items() if k.startswith("paper.")}
             self.paper_ = Stacker("paper", seed=self.seed).load_state(paper, meta["paper"])
