@@ -137,3 +137,10 @@ def make_featurizer(spec: ModalitySpec) -> TextFeaturizer | DenseFeaturizer | Sc
         return ScoreFeaturizer(spec.name, list(spec.columns))
     width = len(spec.columns) if spec.kind == "extra" else spec.dim * (3 if spec.kind == "sequence" else 1)
     return DenseFeaturizer(spec.kind, width)
+
+
+def fit_featurizer(spec: ModalitySpec, values: list[Any], mask: np.ndarray) -> tuple[Any, Any]:
+    """A modality's fitted featurizer and its matrix of the same items (one job of ``Tagger.fit``: the
+    text modalities' word splitting, most of featurizing, runs in the workers, each text split once)."""
+    featurizer = make_featurizer(spec).fit(values, mask)
+    return featurizer, featurizer.transform(values)

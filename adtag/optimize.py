@@ -42,7 +42,7 @@ def minimize_lbfgs(
     order: list[int] = []  # history rows from oldest to newest
     proj = np.zeros(2 * m)  # hist @ g: every s_j . g and y_j . g
     for _ in range(max_iter):
-        if np.max(np.abs(g)) < gtol:
+        if max(g.max(), -g.min()) < gtol:
             break
         if order:
             o = np.array(order)
@@ -65,7 +65,8 @@ def minimize_lbfgs(
             slope = float(g.dot(d))
         step = 1.0
         while True:
-            x_new = x + dtype(step) * d
+            x_new = d * dtype(step)  # one array, no temporary: the weights are 28-100 MB on text
+            x_new += x
             f_new, g_new = fun(x_new)
             if f_new <= f + 1e-4 * step * slope or step < 1e-8:
                 break

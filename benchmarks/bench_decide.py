@@ -12,7 +12,10 @@ precision/recall cuts) is refitted on the same arrays as the reference.
     python benchmarks/bench_decide.py --cache DIR --sets "" --demo adtag-demo/features/manifest.jsonl
 
 ``--cache DIR`` keeps each fold's out-of-fold and held-out score arrays (npz), so a re-run only
-re-fits the decision layer. ``--taac WORKDIR``: the real TAAC tags of 5,000 videos as a task (the
+re-fits the decision layer. ``--models DIR`` also keeps each outer fold's fitted system; with
+``--rescore`` the held-out items are scored again by those systems with today's prediction code
+(how two ways of averaging the fold models were compared on the same models, section 11c).
+``--taac WORKDIR``: the real TAAC tags of 5,000 videos as a task (the
 presentation and style tags are the input text, all 82 tags the labels), trained and evaluated
 per taxonomy group with the CLI. ``--audit SET`` corrupts SET's training labels (drops 10% of the
 true tags, adds 5% wrong ones), trains, audits, then fixes the audit's top N and retrains.
@@ -46,6 +49,7 @@ from adtag.models.tagger import Tagger, TrainConfig  # noqa: E402
 from benchmarks.datasets import LOADERS  # noqa: E402
 
 DEFAULT_SETS = ["emotions", "yeast", "scene", "birds", "tnews"]
+TRAIN_SEED = 0  # the systems' own seed (inner folds, models); the outer split keeps seed 0
 
 
 def cpu_seconds() -> float:
@@ -68,24 +72,33 @@ def outer_split(n: int, fold: int, folds: int = 5, seed: int = 0) -> tuple[np.nd
     return np.concatenate([perm[:lo], perm[hi:]]), perm[lo:hi]
 
 
-def outer_arrays(name: str, fold: int, cache: Path, folds: int = 5) -> dict:
+def outer_arrays(
+    name: str, fold: int, cache: Path, folds: int = 5, models: Path | None = None, rescore: bool = False
+) -> dict:
     """Cached (or computed) out-of-fold scores on fold ``fold``'s training items and raw scores on its
-    held-out items, with both label matrices and the held-out positions."""
+    held-out items, with both label matrices and the held-out positions. ``models``: a folder where
+    each outer fold's fitted system is kept; with ``rescore``, the held-out items are scored again by
+    the kept system with today's prediction code (the out-of-fold scores do not depend on it)."""
     items = LOADERS[name]()
     vocab = Vocabulary.from_items([it.tags for it in items])
     tr, te = outer_split(len(items), fold, folds)
     train, test = [items[i] for i in tr], [items[i] for i in te]
     Ytr, Yte = vocab.encode([it.tags for it in train]), vocab.encode([it.tags for it in test])
     f = cache / (f"{name}.npz" if fold == folds - 1 else f"{name}_outer{fold}.npz")
+    kept = models / f"{name}_outer{fold}" if models else None
     if f.is_file():
         z = np.load(f)
         oof, raw, wall, cpu = z["oof"], z["raw"], None, None
+        if rescore and kept is not None and kept.is_dir():
+            raw = Tagger.load(kept).predict_proba(test)
     else:
         t0, c0 = time.time(), cpu_seconds()
-        oof, raw, _, _ = train_scores(train, test, vocab)
+        oof, raw, tagger, _ = train_scores(train, test, vocab, seed=TRAIN_SEED)
         wall, cpu = time.time() - t0, cpu_seconds() - c0
         f.parent.mkdir(parents=True, exist_ok=True)
         np.savez(f, oof=oof, raw=raw)
+        if kept is not None:
+            tagger.save(kept)
     return {"oof": oof, "raw": raw, "Ytr": Ytr, "Yte": Yte, "te": te, "tags": vocab.tags, "wall_s": wall, "cpu_s": cpu}
 
 
@@ -159,13 +172,15 @@ def cached_folds(name: str, cache: Path, folds: int) -> list[int]:
     ]
 
 
-def quality(name: str, cache: Path, folds: int = 5, cached_only: bool = False) -> dict:
+def quality(
+    name: str, cache: Path, folds: int = 5, cached_only: bool = False, models: Path | None = None, rescore: bool = False
+) -> dict:
     """Every figure pooled over an outer K-fold: each item is held out once, scored by a system
     (and a decision layer) fitted on the other folds. ``cached_only``: the folds whose arrays are
     in the cache only (reported as ``outer_folds_used``)."""
     t0, c0 = time.time(), cpu_seconds()
     use = cached_folds(name, cache, folds) if cached_only else list(range(folds))
-    parts = [outer_arrays(name, k, cache, folds) for k in use]
+    parts = [outer_arrays(name, k, cache, folds, models, rescore) for k in use]
     trained = [(p["wall_s"], p["cpu_s"]) for p in parts if p["wall_s"] is not None]
     tags = parts[0]["tags"]
     t_fit = time.time()
@@ -226,7 +241,7 @@ def quality(name: str, cache: Path, folds: int = 5, cached_only: bool = False) -
             for goal in ("precision=0.9", "recall=0.8")
             for tag in ("before", "after")
         },
-        "scores": "trained" if trained else "cached",
+        "scores": "trained" if trained else "rescored" if rescore and models else "cached",
         "train_wall_s": round(sum(t for t, _ in trained), 1),
         "train_cpu_s": round(sum(c for _, c in trained), 1),
         "decision_fit_s": round(time.time() - t_fit, 2),
@@ -452,6 +467,12 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, required=True, help="folder for score arrays (reused when present)")
     ap.add_argument("--folds", type=int, default=5, help="outer folds of the quality figures (default: 5)")
     ap.add_argument("--cached-only", action="store_true", help="pool only the outer folds already in the cache")
+    ap.add_argument("--models", type=Path, default=None, help="folder where each outer fold's fitted system is kept")
+    ap.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the held-out items again with the systems kept in --models (today's prediction code)",
+    )
     ap.add_argument("--taac", type=Path, default=None, help="work folder: run the TAAC real-tags task there")
     ap.add_argument(
         "--demo",
@@ -460,7 +481,10 @@ def main() -> int:
         help="the demo corpus's extracted features/manifest.jsonl (from 'adtag demo'): adds the set 'demo'",
     )
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    ap.add_argument("--train-seed", type=int, default=0, help="seed of the trained systems (not of the outer split)")
     args = ap.parse_args()
+    global TRAIN_SEED
+    TRAIN_SEED = args.train_seed
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load_before = os.getloadavg()
@@ -472,7 +496,7 @@ def main() -> int:
         sets.append("demo")
     q = []
     for name in sets:
-        q.append(quality(name, args.cache, args.folds, args.cached_only))
+        q.append(quality(name, args.cache, args.folds, args.cached_only, args.models, args.rescore))
         print(json.dumps({k: v for k, v in q[-1].items() if k not in ("decisions", "goals")}), flush=True)
     t = [taac(args.taac)] if args.taac else []
     if t:

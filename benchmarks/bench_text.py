@@ -170,8 +170,37 @@ t0, c0 = time.perf_counter(), time.process_time()
 cfg = TrainConfig(folds=5)
 if sys.argv[3:]:  # the text modalities' branch models, e.g. "lr" (no SVM branches)
     cfg.branch_models["text"] = sys.argv[3].split(",")
-tagger = Tagger(cfg).fit(train, progress=False, log=lambda *a: None)
+jobs = []  # per job of the workers (featurizers, branch folds): name, worker, start/end (s), CPU-s
+
+
+def timed(fn, *args):  # pickled by value into the workers (cloudpickle)
+    w0, p0 = time.time(), time.process_time()
+    out = fn(*args)
+    return out, (os.getpid(), w0, time.time(), time.process_time() - p0)
+
+
+def profiled(fn, work):
+    from adtag.engines.local import run_parallel
+    for job, (out, (pid, w0, w1, cpu)) in zip(work, run_parallel(timed, [(fn, *j) for j in work], n_jobs=cfg.jobs)):
+        fold = f" fold {job[6] + 1}" if fn.__name__ == "fit_branch_fold" else ""
+        jobs.append({"job": f"{getattr(job[0], 'name', '?')}{fold}", "pid": pid, "start": round(w0 - w_0, 1),
+                     "end": round(w1 - w_0, 1), "cpu_s": round(cpu, 2)})
+        yield out
+
+
+w_0 = time.time()
+profile = os.environ.get("BENCH_PROFILE") == "1"
+tagger = Tagger(cfg).fit(train, progress=False, log=lambda *a: None, map_fn=profiled if profile else None)
 train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+stages = {}
+if profile:  # wall clock per stage: featurizing, branches, the stacker after the last branch job
+    feats = [j["end"] for j in jobs if "fold" not in j["job"]]
+    stages = {"featurize_s": max(feats, default=0.0), "branches_end_s": max(j["end"] for j in jobs)}
+    stages["after_branches_s"] = round(train_s - stages["branches_end_s"], 1)
+    by_pid = {}
+    for j in jobs:
+        by_pid[j["pid"]] = by_pid.get(j["pid"], 0) + j["cpu_s"]
+    stages["worker_cpu_s"] = {str(k): round(v, 1) for k, v in by_pid.items()}
 t1 = time.perf_counter()
 scores = tagger.predict_proba(test)
 pred_s = time.perf_counter() - t1
@@ -185,7 +214,9 @@ print(json.dumps({
     "train_s": round(train_s, 1), "main_cpu_s": round(cpu_s, 1), "predict_s": round(pred_s, 2),
     "test_gap": round(gap_at_k(scores, Y), 4), "mean_oof_gap": tagger.metrics_.get("mean_oof_gap"),
     "stacker_holdout_gap": tagger.metrics_.get("stacker_holdout_gap"),
-    "branch_oof_gap": tagger.metrics_.get("branch_oof_gap"),
+    "branch_oof_gap": tagger.metrics_.get("branch_oof_gap"), "stages": stages, "jobs": jobs,
+    "stacker_rung": getattr(tagger.fusion_, "chosen_", None),
+    "stacker_cv_gap": getattr(tagger.fusion_, "cv_gap_", None),
 }))
 """
 
@@ -350,6 +381,12 @@ def main() -> None:
         help="CPU-s per branch and fold instead of the end-to-end run (optionally a comma list, e.g. script/lr)",
     )
     ap.add_argument("--no-sklearn", action="store_true")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="end-to-end runs also record every worker job (featurizers, branch folds: start, end, CPU-s) "
+        "and the wall clock per stage (code trees whose Tagger.fit takes map_fn)",
+    )
     ap.add_argument("--text-models", default="", help="branch models of the text modalities (default: lr,svm)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
@@ -399,13 +436,15 @@ def main() -> None:
                 codes, args.no_sklearn = [], True
             for name, code in codes:
                 out, wall, cpu = run_code(
-                    code, ["-c", _TRAIN_SNIPPET, str(m_tr), str(m_te), *filter(None, [args.text_models])]
+                    code,
+                    ["-c", _TRAIN_SNIPPET, str(m_tr), str(m_te), *filter(None, [args.text_models])],
+                    {"BENCH_PROFILE": "1" if args.profile else "0"},
                 )
                 r = json.loads(out.strip().splitlines()[-1])
                 r.update(wall_s=round(wall, 1), cpu_s=round(cpu, 1))
                 result["runs"][name] = r
                 load.append(os.getloadavg())
-                print(name, {k: v for k, v in r.items() if k != "branch_oof_gap"}, flush=True)
+                print(name, {k: v for k, v in r.items() if k not in ("branch_oof_gap", "jobs")}, flush=True)
             if not args.no_sklearn:
                 result["runs"]["sklearn-ovr-lr"] = sklearn_reference(train, test)
                 load.append(os.getloadavg())

@@ -74,3 +74,28 @@ def test_later_folds_as_separate_jobs_give_the_in_process_branch():
         np.testing.assert_allclose(mf.P[:, b], oof, rtol=0, atol=1e-6)
         assert [m.alpha_ for m in models[spec.name]] == [m.alpha_ for m in alone]
         assert all(m.coef_ is not None for m in models[spec.name])  # settings() copies, never strips the model
+
+
+def test_featurizing_in_workers_matches_in_process(tmp_path):
+    """Training fits the text featurizers as jobs in worker processes (their word splitting is most of
+    featurizing): the same vocabularies and matrices as fitted in-process, and as ``features()`` gives."""
+    from adtag.data.manifest import read_items
+    from adtag.data.modalities import infer_modalities
+    from adtag.models.tagger import Tagger, TrainConfig
+    from tests.conftest import make_manifest
+
+    items = read_items(make_manifest(tmp_path / "m", n=80, seed=2))
+    workers, alone = Tagger(TrainConfig()), Tagger(TrainConfig())
+    workers.specs_ = alone.specs_ = infer_modalities(items, None)
+    calls = []
+    x = workers.features(items, lambda fn, jobs: calls.append(len(jobs)) or run_parallel(fn, jobs, 2))
+    y = alone.features(items, lambda fn, jobs: (fn(*j) for j in jobs))
+    assert calls == [sum(s.kind == "text" for s in workers.specs_)] and calls[0] >= 1
+    again = workers.features(items)
+    for a, b, c, spec in zip(x.blocks, y.blocks, again.blocks, workers.specs_, strict=True):
+        dense = [m.toarray() if sp.issparse(m) else m for m in (a, b, c)]
+        np.testing.assert_array_equal(dense[0], dense[1], err_msg=spec.name)
+        np.testing.assert_array_equal(dense[0], dense[2], err_msg=spec.name)
+        if spec.kind == "text":
+            assert workers.featurizers_[spec.name].vocabulary_ == alone.featurizers_[spec.name].vocabulary_
+    assert np.array_equal(x.present, y.present)

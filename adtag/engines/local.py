@@ -14,7 +14,22 @@ def _call(fn: Callable, args: tuple) -> Any:
     from adtag import runtime
 
     runtime.configure(1)
+    _keep_heap()
     return fn(*args)
+
+
+def _keep_heap() -> None:
+    """glibc maps every array above 32 MB afresh and unmaps it when freed, so each temporary of a text
+    branch's solver (one per weight vector: 28-100 MB) is paid again in page faults (20% of a solve's
+    CPU, BENCHMARKS.md 12h). A worker keeps its freed memory for the next such array instead."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: arrays up to 1 GiB come from the heap
+        libc.mallopt(-1, (1 << 31) - 1)  # M_TRIM_THRESHOLD: freed heap memory stays for the next job
+    except (OSError, AttributeError):  # not glibc: the default allocation
+        pass
 
 
 def job_size(args: tuple) -> int:

@@ -52,8 +52,8 @@ def _loss_grad(w: np.ndarray, X, Y: np.ndarray, alpha: float, loss: str, Xt=None
     f += 0.5 * alpha * float(np.dot(W.ravel(), W.ravel()))
     grad = np.empty_like(w)
     gW = grad[: d * L].reshape(d, L)
-    gW[:] = (Xt @ G) if Xt is not None else (X.T @ G)
-    gW += np.float32(alpha) * W
+    np.multiply(W, np.float32(alpha), out=gW)  # in place: no temporary the size of the weights
+    gW += (Xt @ G) if Xt is not None else (X.T @ G)
     grad[d * L :] = G.sum(axis=0)
     return f, grad
 
@@ -84,8 +84,7 @@ class LinearTagger(Estimator):
         )
 
     def _set(self, w: np.ndarray, d: int, L: int) -> None:
-        self.coef_ = w[: d * L].reshape(d, L).astype(np.float32)
-        self.intercept_ = w[d * L :].astype(np.float32)
+        self.coef_, self.intercept_ = w[: d * L].reshape(d, L).astype(np.float32), w[d * L :].astype(np.float32)
 
     def fit(self, X, Y: np.ndarray, init: LinearTagger | None = None) -> LinearTagger:
         """Fit at ``alpha``; ``init`` (the first fold's model) lends its chosen ``alpha_`` and ``platt_``,

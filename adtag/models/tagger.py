@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
 from adtag import __version__
 from adtag.data.manifest import Item
@@ -21,7 +20,7 @@ from adtag.data.scores import in_sample_warnings
 from adtag.data.vocab import Vocabulary
 from adtag.engines.local import run_parallel
 from adtag.errors import AdtagError
-from adtag.featurize import make_featurizer
+from adtag.featurize import fit_featurizer
 from adtag.metrics import gap_at_k
 from adtag.models import persist
 from adtag.models.branch import DEFAULT_MODELS, JOINT, BranchSpec, make_folds, predict_branch
@@ -71,14 +70,19 @@ class Tagger:
         return FUSIONS[self.config.fusion].on == "features"
 
     # ---------------------------------------------------------------- inputs
-    def features(self, items: list[Item]) -> Features:
-        """The featurized modalities of ``items`` (the input of the branches and the fusion networks)."""
-        blocks, masks = [], []
-        for spec in self.specs_:
-            vals, mask = raw_values(items, spec)
-            blocks.append(self.featurizers_[spec.name].transform(vals))
-            masks.append(mask)
-        present = np.stack(masks, axis=1) if masks else np.zeros((len(items), 0), bool)
+    def features(self, items: list[Item], map_fn: MapFn | None = None) -> Features:
+        """The featurized modalities of ``items`` (the input of the branches and the fusion networks). With
+        ``map_fn`` (training), the featurizers are fitted on them first, the text modalities as its jobs."""
+        raw = [raw_values(items, s) for s in self.specs_]
+        if map_fn is None:
+            blocks = [self.featurizers_[s.name].transform(v) for s, (v, _) in zip(self.specs_, raw, strict=True)]
+        else:
+            text = [i for i, s in enumerate(self.specs_) if s.kind == "text"]
+            fits = dict(zip(text, map_fn(fit_featurizer, [(self.specs_[i], *raw[i]) for i in text]), strict=True))
+            fits.update({i: fit_featurizer(s, *raw[i]) for i, s in enumerate(self.specs_) if i not in fits})
+            self.featurizers_ = {s.name: fits[i][0] for i, s in enumerate(self.specs_)}
+            blocks = [fits[i][1] for i in range(len(raw))]
+        present = np.stack([m for _, m in raw], axis=1) if raw else np.zeros((len(items), 0), bool)
         return Features(blocks, present, [s.name for s in self.specs_])
 
     def branch_specs(self) -> list[BranchSpec]:
@@ -134,10 +138,7 @@ class Tagger:
         for spec in self.specs_:
             if spec.kind == "scores":  # scores are one per tag, in the vocabulary's order
                 spec.columns, spec.dim = list(self.vocab_.tags), len(self.vocab_)
-        self.featurizers_ = {}
-        for spec in tqdm(self.specs_, desc="features", disable=not progress, leave=False):
-            self.featurizers_[spec.name] = make_featurizer(spec).fit(*raw_values(items, spec))
-        x = self.features(items)
+        x = self.features(items, map_fn := map_fn or partial(run_parallel, n_jobs=cfg.jobs))
         self.metrics_: dict[str, Any] = {"n_items": n, "n_tags": len(self.vocab_)}
         self.branches_: dict[str, list] = {}
         self.meta_features_: MetaFeatures | None = None
@@ -164,7 +165,7 @@ class Tagger:
             keys=keys,
             cache=cache,
             seed=cfg.seed,
-            map_fn=map_fn or partial(run_parallel, n_jobs=cfg.jobs),
+            map_fn=map_fn,
             progress=progress,
         )
         self.meta_features_ = mf
