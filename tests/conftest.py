@@ -81,3 +81,13 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     m = make_manifest(root / "data", n=120, seed=1)
     assert main(["train", str(m), "--out", str(root / "model"), "--folds", "3", "--quiet"]) == 0
     return m, root / "model"
+
+
+def fold_after_fold(spec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int = 0) -> tuple:
+    """The reference K-fold loop the library's jobs must reproduce: one branch fitted fold after fold
+    in-process (fold 1 chooses the settings, later folds reuse them); out-of-fold probabilities, fold models."""
+    from adtag.models.branch import fit_branch_fold, out_of_fold, settings
+
+    first = fit_branch_fold(spec, X, Y, present, folds, seed, 0)
+    rest = [fit_branch_fold(spec, X, Y, present, folds, seed, k, settings(first[1])) for k in range(1, len(folds))]
+    return out_of_fold(Y.shape, folds, [first, *rest])

@@ -55,8 +55,9 @@ def test_parallel_results_keep_input_order_while_largest_runs_first():
 def test_later_folds_as_separate_jobs_give_the_in_process_branch():
     """Fold 1 of every branch, then its later folds as jobs of their own in 2 workers: the same
     out-of-fold probabilities and settings as one branch fitted fold after fold in-process."""
-    from adtag.models.branch import BranchSpec, fit_branch, make_folds
+    from adtag.models.branch import BranchSpec, make_folds
     from adtag.models.meta_features import fit_meta_features
+    from tests.conftest import fold_after_fold
 
     rng = np.random.default_rng(3)
     n, L = 200, 8
@@ -70,7 +71,7 @@ def test_later_folds_as_separate_jobs_give_the_in_process_branch():
         specs, lambda s: X, present, Y, folds, np.zeros((n, 0)), map_fn=lambda fn, jobs: run_parallel(fn, jobs, 2)
     )
     for b, spec in enumerate(specs):
-        oof, alone = fit_branch(spec, X, Y, present[:, b], folds)
+        oof, alone = fold_after_fold(spec, X, Y, present[:, b], folds)
         np.testing.assert_allclose(mf.P[:, b], oof, rtol=0, atol=1e-6)
         assert [m.alpha_ for m in models[spec.name]] == [m.alpha_ for m in alone]
         assert all(m.coef_ is not None for m in models[spec.name])  # settings() copies, never strips the model

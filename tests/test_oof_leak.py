@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from adtag.models.branch import BranchSpec, fit_branch, make_folds
+from adtag.models.branch import BranchSpec, make_folds
 from adtag.models.linear import LinearTagger
+from tests.conftest import fold_after_fold
 
 
 @pytest.mark.parametrize("loss,model", [("log", "lr"), ("hinge", "svm")])
@@ -20,7 +21,7 @@ def test_later_folds_are_fitted_from_their_own_rows_only(loss: str, model: str) 
     X = sp.random(n, d, density=0.02, format="csr", random_state=1, dtype=np.float32)
     Y = (rng.random((n, L)) < 0.2).astype(np.float32)
     folds = make_folds(n, 4, 0)
-    oof, models = fit_branch(BranchSpec("text", model), X, Y, np.ones(n, bool), folds, seed=0)
+    oof, models = fold_after_fold(BranchSpec("text", model), X, Y, np.ones(n, bool), folds, seed=0)
     first = models[0]
     for k in range(1, len(folds)):
         tr, va = folds[k]

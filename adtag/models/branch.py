@@ -101,13 +101,6 @@ def settings(est: Estimator) -> Estimator:
     return out
 
 
-def fit_branch(spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int = 0) -> tuple:
-    """Train one branch K-fold in-process: its out-of-fold probabilities (n, L) and fold models."""
-    first = fit_branch_fold(spec, X, Y, present, folds, seed, 0)
-    rest = [fit_branch_fold(spec, X, Y, present, folds, seed, k, settings(first[1])) for k in range(1, len(folds))]
-    return out_of_fold(Y.shape, folds, [first, *rest])
-
-
 def out_of_fold(shape: tuple, folds: list, fits: list) -> tuple[np.ndarray, list[Estimator]]:
     """Each fold's (held-out probabilities, model) as out-of-fold probabilities and the fold models."""
     oof = np.zeros(shape, dtype=np.float32)

@@ -124,8 +124,7 @@ class Tagger:
         cfg = self.config
         cfg.validate()
         t0 = time.time()
-        missing = [it.id for it in items if not it.tags]
-        if missing:
+        if missing := [it.id for it in items if not it.tags]:
             raise AdtagError(
                 f"training needs tags on every item; {len(missing)} have none or an empty list, e.g. {missing[:3]}"
             )
