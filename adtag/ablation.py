@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -42,6 +42,17 @@ FAST_STACKERS: dict[str, dict[str, Any]] = {
     "single": {"max_epochs": 0},  # its rungs "mean" and "linear" (no net): a modality's 2 branches
     "combinations": {"n_bags": 2, "wide": 0},  # 2 internal folds (4 nets, not 10), no wide part
 }
+
+
+class Row(NamedTuple):
+    """One table row of one outer fold: its key (``single:M``, ``combo:A+B``, ``fusion:F``), the fusion it
+    fits, the branch columns it reads (None: all meta-features, or the features), extras or not, stacker options."""
+
+    key: str
+    fusion: str
+    cols: list[int] | None
+    extras: bool
+    options: dict[str, Any]
 
 
 def row_options(stackers: dict[str, dict[str, Any]], config: TrainConfig, table: str) -> dict[str, Any]:
@@ -81,13 +92,12 @@ def _branches(
     }
 
 
-def _inputs(fold: dict[str, Any], row: tuple) -> tuple[Any, Any]:
+def _inputs(fold: dict[str, Any], row: Row) -> tuple[Any, Any]:
     """A row's training and test inputs: some branches' meta-features, all of them, or the features."""
-    _, fusion, cols, extras, _ = row
     mf_tr, mf_te = fold["mf"]
-    if cols is not None:
-        return mf_tr.select(cols, extras), mf_te.select(cols, extras)
-    return fold["feats"] if FUSIONS[fusion].on == "features" else (mf_tr, mf_te)
+    if row.cols is not None:
+        return mf_tr.select(row.cols, row.extras), mf_te.select(row.cols, row.extras)
+    return fold["feats"] if FUSIONS[row.fusion].on == "features" else (mf_tr, mf_te)
 
 
 def _row(data: dict[str, Any], fusion: str, options: dict[str, Any]) -> tuple[np.ndarray | None, float]:
@@ -102,32 +112,32 @@ def _row(data: dict[str, Any], fusion: str, options: dict[str, Any]) -> tuple[np
     return scores, time.process_time() - t0
 
 
-def _row_job(fold: dict[str, Any], row: tuple) -> tuple:
+def _row_job(fold: dict[str, Any], row: Row) -> tuple:
     """The arguments of ``_row`` for one row of one fold (only the inputs that row needs travel)."""
     x_tr, x_te = _inputs(fold, row)
-    return ({"x_tr": x_tr, "x_te": x_te, "Ytr": fold["Ytr"], "seed": fold["seed"]}, row[1], row[4])
+    return ({"x_tr": x_tr, "x_te": x_te, "Ytr": fold["Ytr"], "seed": fold["seed"]}, row.fusion, row.options)
 
 
-def _rows(fold: dict[str, Any], order: list[str], fusions, config: TrainConfig, stackers: dict) -> list[tuple]:
-    """The fold's rows as (key, fusion, branch columns or None, extras, stacker options)."""
+def _rows(fold: dict[str, Any], order: list[str], fusions, config: TrainConfig, stackers: dict) -> list[Row]:
+    """The fold's rows, Tables 1, 2 and 3 in order."""
     cols_of, rows = fold["cols_of"], []
     single, combos = row_options(stackers, config, "single"), row_options(stackers, config, "combinations")
     for m in fold["mod_gap"]:  # 1. single modalities
-        rows.append((f"single:{m}", "stack", cols_of[m], m == "extra", single))
+        rows.append(Row(f"single:{m}", "stack", cols_of[m], m == "extra", single))
     for j in range(2, len(order) + 1):  # 2. growing combinations
         subset = order[:j]
         cols = [c for m in subset for c in cols_of.get(m, [])]  # a fold may lack a rare modality
         if cols:
-            rows.append(("combo:" + "+".join(subset), "stack", cols, "extra" in subset, combos))
+            rows.append(Row("combo:" + "+".join(subset), "stack", cols, "extra" in subset, combos))
     for f in fusions:  # 3. fusion strategies, from the fusion registry
-        rows.append((f"fusion:{f}", f, None, True, row_options(stackers, config, f)))
+        rows.append(Row(f"fusion:{f}", f, None, True, row_options(stackers, config, f)))
     return rows
 
 
-def _cost(row: tuple, n_branches: int) -> float:
+def _cost(row: Row, n_branches: int) -> float:
     """A row's rough cost (about CPU-s on 400 items x 9 branches x 82 tags), to start the dearest jobs
     first: the cheap ones then fill the gaps at the end, and both workers stay busy to the end."""
-    _, fusion, cols, _, options = row
+    fusion, cols, options = row.fusion, row.cols, row.options
     if fusion == "paper":
         return 10.0
     if fusion != "stack":
@@ -170,7 +180,7 @@ def run_ablation(
     # growing combinations, ordered by the first fold's out-of-fold single-modality GAP
     mod_gap = folds[0]["mod_gap"]
     order = sorted(mod_gap, key=lambda m: -mod_gap[m])
-    rows = [[*_rows(fold, order, fusions, config, stackers)] for fold in folds]
+    rows = [_rows(fold, order, fusions, config, stackers) for fold in folds]
     tasks = sorted(
         ((k, r) for k, fold_rows in enumerate(rows) for r in fold_rows),
         key=lambda t: -_cost(t[1], len(folds[t[0]]["mf"][0].branches)),
@@ -180,13 +190,13 @@ def run_ablation(
     cpu = {"branches": round(sum(f["cpu_s"] for f in folds), 1)}
     scores: dict[tuple[int, str], np.ndarray] = {}
     for (k, r), (s, c) in zip(tasks, done, strict=True):
-        cpu[r[0]] = round(cpu.get(r[0], 0.0) + c, 1)
+        cpu[r.key] = round(cpu.get(r.key, 0.0) + c, 1)
         if s is not None:
-            scores[k, r[0]] = s
+            scores[k, r.key] = s
     preds: dict[str, np.ndarray] = {}
     for prefix in ("single:", "combo:", "fusion:"):
         for k, (_, te) in enumerate(outer):
-            for key, *_ in rows[k]:
+            for key in (r.key for r in rows[k]):
                 if key.startswith(prefix) and (k, key) in scores:
                     preds.setdefault(key, np.zeros((n, L), np.float32))[te] = scores[k, key]
     kinds: dict[str, str] = {}

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from adtag.io import atomic_path, write_json, write_text
-from adtag.models.fusions import FUSIONS as FUSION_ROWS
+from adtag.models.fusions import FUSIONS
 
 TITLES = {
     "single": "Table 1: single modality",
@@ -24,7 +24,7 @@ def stacker_note(result: dict[str, Any], table: str) -> str:
     options = result.get("stacker_options", {})
     default = options.get("default", {})
     if table == "fusion":
-        cheaper = [f"`{f}` with {_options({**default, **o})}" for f, o in options.items() if f in FUSION_ROWS and o]
+        cheaper = [f"`{f}` with {_options({**default, **o})}" for f, o in options.items() if f in FUSIONS and o]
         if not cheaper:
             return ""
         return (

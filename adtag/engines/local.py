@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -18,10 +19,11 @@ def _call(fn: Callable, args: tuple) -> Any:
     return fn(*args)
 
 
+@cache
 def _keep_heap() -> None:
-    """glibc maps every array above 32 MB afresh and unmaps it when freed, so each temporary of a text
-    branch's solver (one per weight vector: 28-100 MB) is paid again in page faults (20% of a solve's
-    CPU, BENCHMARKS.md 12h). A worker keeps its freed memory for the next such array instead."""
+    """Once per worker process: glibc maps every array above 32 MB afresh and unmaps it when freed, so
+    each temporary of a text branch's solver (one per weight vector: 28-100 MB) is paid again in page
+    faults (20% of a solve's CPU, BENCHMARKS.md 12h). A worker keeps its freed memory instead."""
     try:
         import ctypes
 
