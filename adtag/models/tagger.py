@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from adtag.errors import AdtagError
 from adtag.featurize import fit_featurizer
 from adtag.metrics import gap_at_k
 from adtag.models import persist
-from adtag.models.branch import DEFAULT_MODELS, JOINT, BranchSpec, make_folds, predict_branch
+from adtag.models.branch import DEFAULT_MODELS, JOINT, BranchSpec, make_folds
 from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
 from adtag.models.meta_features import Features, MapFn, MetaFeatures, branch_keys, fit_meta_features
 
@@ -187,17 +187,28 @@ class Tagger:
         return self
 
     # ---------------------------------------------------------------- prediction
-    def meta_features(self, items: list[Item]) -> MetaFeatures:
-        """Branch probabilities for new items (each branch's fold models averaged)."""
+    def meta_features(self, items: list[Item], passes: bool = False) -> MetaFeatures | list[MetaFeatures]:
+        """Branch probabilities for new items. ``passes``: K sets, the k-th from every branch's fold-k model,
+        each distributed as the out-of-fold meta-features the fusion was fitted on (never an average of
+        fold models); otherwise their mean (one set, e.g. to explain a score)."""
         specs, inputs, present, extras = self._branch_inputs(self.features(items))
-        P = np.zeros((len(items), len(specs), len(self.vocab_)), np.float32)
+        K = max((len(self.branches_[s.name]) for s in specs), default=1)
+        P = np.zeros((K, len(items), len(specs), len(self.vocab_)), np.float32)
         for b, spec in enumerate(specs):
-            P[:, b] = predict_branch(self.branches_[spec.name], inputs(spec))
-        return MetaFeatures(P, present, [s.name for s in specs], extras)
+            models, X = self.branches_[spec.name], inputs(spec)
+            for k in range(K):  # a branch with fewer fold models reuses them in turn
+                P[k, :, b] = models[k % len(models)].predict_proba(X)
+        mf = [MetaFeatures(p, present, [s.name for s in specs], extras) for p in P]
+        return mf if passes else replace(mf[0], P=P.mean(0))
+
+    def fuse(self, passes: list[MetaFeatures]) -> np.ndarray:
+        """The fusion applied to each pass of :meth:`meta_features`, its K outputs averaged."""
+        return (sum(self.fusion_.predict_proba(mf) for mf in passes) / len(passes)).astype(np.float32)
 
     def predict_proba(self, items: list[Item]) -> np.ndarray:
-        x = self.features(items) if self.on_features else self.meta_features(items)
-        return self.fusion_.predict_proba(x)
+        if self.on_features:
+            return self.fusion_.predict_proba(self.features(items))
+        return self.fuse(self.meta_features(items, passes=True))
 
     # ---------------------------------------------------------------- persistence
     def save(self, model_dir: Path) -> None:
