@@ -2,9 +2,8 @@
 
 Branch models live in one registry (name -> class and its default parameters), as encoders do:
 ``register_branch_model("lr", LinearTagger, loss="log")`` makes ``lr`` usable in
-``TrainConfig.branch_models``. Each branch's K fold models are kept, so no branch is ever refitted on
-the full data: the tagger scores a new item with each of them, applies the fusion to each fold's
-scores and averages the K outputs."""
+``TrainConfig.branch_models``. Each branch's K fold models are kept (no branch is refitted on the
+full data); a new item is scored K times, pass k with every branch's fold-k model (``Tagger``)."""
 
 from __future__ import annotations
 
@@ -89,17 +88,15 @@ def make_folds(n: int, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.nda
 def fit_branch_fold(spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int, k: int, prev=None):
     """Fold ``k`` of a branch (one job: later folds run once fold 1 has chosen the settings ``prev``):
     its held-out probabilities and model. Items without the modality are left out of training (no
-    evidence); the branch still scores them and the stacker sees them as absent.
-
-    A dense input is standardised again on the fold's own training rows, then that standardisation is
-    taken into the model's first linear layer: the featurizer's statistics include every fold's
-    held-out rows, which a new item never is part of (demo frames/lr: held-out mean 0.50, new 0.24)."""
+    evidence); the branch still scores them and the stacker sees them as absent. A dense input is
+    standardised again on the fold's own rows (the featurizer's statistics include the held-out rows, a
+    new item's never do), then that is taken into the model's first linear layer (same saved format)."""
     tr, va = folds[k]
     rows = tr[present[tr]] if present[tr].any() else tr
     est = make_branch_model(spec.model, seed + k)
     dense = not sp.issparse(X) and isinstance(est, LinearTagger | MLPTagger) and len(rows) > 1
     mean, std = (np.asarray(X[rows], np.float64).mean(0), np.asarray(X[rows], np.float64).std(0)) if dense else (0, 1)
-    scale = np.where(std > 1e-6, std, 1.0)
+    scale = np.where(std > 1e-6, std, 1.0)  # the featurizer's rule: a constant column keeps scale 1
     Xs = ((X - mean) / scale).astype(np.float32) if dense else X
     est.fit_fold(Xs, Y, rows, va[present[va]], prev)
     held_out = est.predict_proba(Xs[va])
