@@ -105,3 +105,18 @@ def test_new_items_get_the_average_of_the_fusion_over_the_passes(stacked):
     np.testing.assert_allclose(got, want, atol=1e-5)
     mean = MetaFeatures(np.mean([fold(k).P for k in range(tagger.config.folds)], axis=0), present, names, extras)
     assert np.abs(got - tagger.fusion_.predict_proba(mean)).max() > 1e-3  # the two rules differ here
+
+
+def test_explanations_show_the_scores_new_items_get(stacked):
+    """``explain_items`` (adtag tag, the service) reports the K-pass scores, and each branch's
+    probability is the passes' mean."""
+    from adtag.tagging import explain_items
+
+    tagger, items = stacked
+    (rows,) = explain_items(tagger, items[:1], 3)
+    scores, mean = tagger.predict_proba(items[:1])[0], tagger.meta_features(items[:1])
+    for row in rows:
+        j = tagger.vocab_.index[row.tag]
+        assert row.score == pytest.approx(float(scores[j]), abs=1e-6)
+        for name, share in row.branches.items():
+            assert share.probability == pytest.approx(float(mean.P[0, mean.branches.index(name), j]), abs=1e-6)
