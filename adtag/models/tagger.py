@@ -147,7 +147,8 @@ class Tagger:
             return self
 
         specs, inputs, present, extras = self._branch_inputs(x)
-        keys = branch_keys(items, self.vocab_.tags, cfg.folds, cfg.seed, specs, [m.name for m in self.specs_])
+        mods = [m.name for m in self.specs_]  # ":fs": fold-standardised dense branches (11d); older caches refit
+        keys = [f"{k}:fs" for k in branch_keys(items, self.vocab_.tags, cfg.folds, cfg.seed, specs, mods)]
         cache = persist.load_branch_cache(Path(cache_dir)) if cache_dir else {}
         reused = sum(k in cache for k in keys)
         self.metrics_["branches_cached"] = reused == len(specs) > 0
