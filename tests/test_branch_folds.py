@@ -120,3 +120,13 @@ def test_explanations_show_the_scores_new_items_get(stacked):
         assert row.score == pytest.approx(float(scores[j]), abs=1e-6)
         for name, share in row.branches.items():
             assert share.probability == pytest.approx(float(mean.P[0, mean.branches.index(name), j]), abs=1e-6)
+
+
+def test_above_the_size_limit_new_items_get_one_pass_on_the_mean(stacked, monkeypatch):
+    """A system trained on more than ``Tagger.PASSES_UP_TO`` items scores new items once, on the fold
+    models' mean (fold models agree there, and K fusion passes cost ~3x the prediction CPU)."""
+    tagger, items = stacked
+    monkeypatch.setattr(Tagger, "PASSES_UP_TO", len(items) - 1)
+    (one,) = tagger.meta_features(items[:30], passes=True)
+    np.testing.assert_allclose(one.P, tagger.meta_features(items[:30]).P, atol=1e-6)
+    np.testing.assert_allclose(tagger.predict_proba(items[:30]), tagger.fusion_.predict_proba(one), atol=1e-6)

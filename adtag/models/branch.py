@@ -95,8 +95,8 @@ def fit_branch_fold(spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, fol
     rows = tr[present[tr]] if present[tr].any() else tr
     est = make_branch_model(spec.model, seed + k)
     dense = not sp.issparse(X) and isinstance(est, LinearTagger | MLPTagger) and len(rows) > 1
-    mean, std = (np.asarray(X[rows], np.float64).mean(0), np.asarray(X[rows], np.float64).std(0)) if dense else (0, 1)
-    scale = np.where(std > 1e-6, std, 1.0)  # the featurizer's rule: a constant column keeps scale 1
+    Xr = np.asarray(X[rows], np.float64) if dense else np.zeros((1, 1))
+    mean, scale = Xr.mean(0), np.where((sd := Xr.std(0)) > 1e-6, sd, 1.0)  # a constant column keeps scale 1
     Xs = ((X - mean) / scale).astype(np.float32) if dense else X
     est.fit_fold(Xs, Y, rows, va[present[va]], prev)
     held_out = est.predict_proba(Xs[va])

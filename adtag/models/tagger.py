@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,8 @@ class Tagger:
     Learned: ``vocab_``, ``specs_`` (modalities), ``featurizers_``, ``branches_`` (fold models per
     branch), ``meta_features_`` (out-of-fold, after fit), ``fusion_`` and ``metrics_``.
     """
+
+    PASSES_UP_TO = 3000  # training items up to which new items are scored in K passes (meta_features)
 
     def __init__(self, config: TrainConfig | None = None) -> None:
         self.config = config or TrainConfig()
@@ -189,21 +191,21 @@ class Tagger:
 
     # ---------------------------------------------------------------- prediction
     def meta_features(self, items: list[Item], passes: bool = False) -> MetaFeatures | list[MetaFeatures]:
-        """Branch probabilities for new items. ``passes``: K sets, the k-th from every branch's fold-k model,
-        each distributed as the out-of-fold meta-features the fusion was fitted on (never an average of
-        fold models); otherwise their mean (one set, e.g. to explain a score)."""
+        """Branch probabilities for new items: the fold models' mean, or with ``passes`` K sets, the k-th from
+        every branch's fold-k model (distributed as the out-of-fold meta-features the fusion learned from);
+        above ``PASSES_UP_TO`` training items one, the mean (K passes: ~3x the CPU, no gain; BENCHMARKS 11d)."""
         specs, inputs, present, extras = self._branch_inputs(self.features(items))
         K = max((len(self.branches_[s.name]) for s in specs), default=1)
-        P = np.zeros((K, len(items), len(specs), len(self.vocab_)), np.float32)
+        many = passes and getattr(self, "metrics_", {}).get("n_items", 0) <= self.PASSES_UP_TO
+        P = np.zeros((K if many else 1, len(items), len(specs), len(self.vocab_)), np.float32)
         for b, spec in enumerate(specs):
             models, X = self.branches_[spec.name], inputs(spec)
             for k in range(K):  # a branch with fewer fold models reuses them in turn
-                P[k, :, b] = models[k % len(models)].predict_proba(X)
+                P[k if many else 0, :, b] += models[k % len(models)].predict_proba(X) / (1 if many else K)
         mf = [MetaFeatures(p, present, [s.name for s in specs], extras) for p in P]
-        return mf if passes else replace(mf[0], P=P.mean(0))
+        return mf if passes else mf[0]
 
-    def fuse(self, passes: list[MetaFeatures]) -> np.ndarray:
-        """The fusion applied to each pass of :meth:`meta_features`, its K outputs averaged."""
+    def fuse(self, passes: list[MetaFeatures]) -> np.ndarray:  # the fusion on each pass, outputs averaged
         return (sum(self.fusion_.predict_proba(mf) for mf in passes) / len(passes)).astype(np.float32)
 
     def predict_proba(self, items: list[Item]) -> np.ndarray:
