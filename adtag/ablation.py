@@ -10,8 +10,9 @@ meta-features), then score the test part with
 Test predictions are pooled over outer folds; GAP@20 and hit@1 come from the pooled scores.
 Branches are fitted once per outer fold and reused by every row (the meta-feature cache).
 
-Two stages, each a map over worker processes: the outer folds' branches, then every row of
-every fold as a job of its own (dearest first), so that both workers stay busy to the end.
+Maps over worker processes: the outer folds' branches but the last fold's, then that fold's branches
+beside every row of the others as a job of its own (dearest first), then its rows, so that both
+workers stay busy to the end.
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ def _row_job(fold: dict[str, Any], row: Row) -> tuple:
     return ({"x_tr": x_tr, "x_te": x_te, "Ytr": fold["Ytr"], "seed": fold["seed"]}, row.fusion, row.options)
 
 
+def _call(fn, *args: Any) -> Any:
+    """One job of a map that mixes a fold's branches and other folds' rows."""
+    return fn(*args)
+
+
 def _rows(fold: dict[str, Any], order: list[str], fusions, config: TrainConfig, stackers: dict) -> list[Row]:
     """The fold's rows, Tables 1, 2 and 3 in order."""
     cols_of, rows = fold["cols_of"], []
@@ -176,17 +182,24 @@ def run_ablation(
     need_feats = any(FUSIONS[f].on == "features" for f in fusions)
     map_fn = fold_map_fn or partial(run_parallel, n_jobs=config.jobs)
     jobs = [(items, Y, vocab, inner, tr, te, config.seed + k, need_feats) for k, (tr, te) in enumerate(outer)]
-    folds = list(tqdm(map_fn(_branches, jobs), total=len(jobs), desc="branches", disable=not progress))
+    head = jobs[:-1] or jobs  # the last fold's branches run beside the other folds' rows: no worker idles
+    folds = list(tqdm(map_fn(_branches, head), total=len(head), desc="branches", disable=not progress))
     # growing combinations, ordered by the first fold's out-of-fold single-modality GAP
     mod_gap = folds[0]["mod_gap"]
     order = sorted(mod_gap, key=lambda m: -mod_gap[m])
-    rows = [_rows(fold, order, fusions, config, stackers) for fold in folds]
-    tasks = sorted(
-        ((k, r) for k, fold_rows in enumerate(rows) for r in fold_rows),
-        key=lambda t: -_cost(t[1], len(folds[t[0]]["mf"][0].branches)),
-    )
-    row_jobs = [_row_job(folds[k], r) for k, r in tasks]
-    done = list(tqdm(map_fn(_row, row_jobs), total=len(row_jobs), desc="rows", disable=not progress))
+
+    def tasks_of(ks: range) -> list[tuple[int, Row]]:  # these folds' rows, dearest first
+        tasks = [(k, r) for k in ks for r in _rows(folds[k], order, fusions, config, stackers)]
+        return sorted(tasks, key=lambda t: -_cost(t[1], len(folds[t[0]]["mf"][0].branches)))
+
+    tasks, last = tasks_of(range(len(head))), len(jobs) - len(head)
+    mixed = [(_branches, *j) for j in jobs[len(head) :]] + [(_row, *_row_job(folds[k], r)) for k, r in tasks]
+    done = list(tqdm(map_fn(_call, mixed), total=len(mixed), desc="rows", disable=not progress))
+    folds, done = folds + done[:last], done[last:]
+    more = tasks_of(range(len(head), len(jobs)))
+    if more:
+        done += list(map_fn(_row, [_row_job(folds[k], r) for k, r in more]))
+    tasks, rows = tasks + more, [_rows(fold, order, fusions, config, stackers) for fold in folds]
     cpu = {"branches": round(sum(f["cpu_s"] for f in folds), 1)}
     scores: dict[tuple[int, str], np.ndarray] = {}
     for (k, r), (s, c) in zip(tasks, done, strict=True):

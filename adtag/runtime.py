@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -23,6 +25,8 @@ def configure(threads: int | None = None) -> int:
         threads = int(os.environ.get("ADTAG_THREADS", 0)) or 1
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)
+    if "torch" not in sys.modules:  # read once, when torch loads its OpenMP: threads without work sleep
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # instead of spinning (see threads below)
     # The variables only reach libraries not yet loaded; BLAS pools already running (numpy's
     # OpenBLAS) must be limited at run time, or each vector dot waits on a contended thread.
     from threadpoolctl import threadpool_limits
@@ -34,3 +38,19 @@ def configure(threads: int | None = None) -> int:
     if torch is not None:
         torch.set_num_threads(threads)
     return threads
+
+
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Up to ``n`` torch threads inside (restored after): for work alone in its process while the cores
+    are free (the stacker after the branch workers). Only where idle OpenMP threads sleep (the passive
+    wait policy, set by ``configure`` before torch loads): spinning ones ran 4.7x slower on a busy machine."""
+    torch = sys.modules.get("torch")
+    old = torch.get_num_threads() if torch is not None else 0
+    if torch is not None and os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+        torch.set_num_threads(max(n, old))
+    try:
+        yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(old)

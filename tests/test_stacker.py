@@ -172,3 +172,17 @@ def test_one_input_re_ranked_is_reported_on_the_inputs_own_scale_and_round_trips
     np.testing.assert_allclose(again.predict_proba(test), st.predict_proba(test), atol=1e-6)
     old = from_record(json.loads(json.dumps(record)), {k: v for k, v in arrays.items() if k != "input_scale"})
     np.testing.assert_allclose(old.decision_function(test), unmapped, atol=1e-5)
+
+
+def test_the_blend_rungs_network_stops_early_only_where_the_blend_cannot_win():
+    """The paper's network in the chain stops once its average with the net rung has stayed far below the
+    net rung's GAP for patience epochs; where the average keeps up, it trains exactly as without the gate."""
+    P, Y = _scores(600, [1.6, 2.0, 2.4], L=8, seed=5)
+    mf, free = _mf(P), Stacker("paper", n_bags=2, max_epochs=20, patience=3, seed=0).fit(_mf(P), Y)
+    assert free.epochs_ == 20  # (it improves to the end here)
+    hopeless = (1.0, -free.oof_)  # a "net rung" at GAP 1.0 whose logits the paper's network cannot help
+    gated = Stacker("paper", n_bags=2, max_epochs=20, patience=3, seed=0).fit(mf, Y, hopeless)
+    assert gated.epochs_ == 3
+    level = (0.0, free.oof_)  # a net rung the blend easily stays above: no early stop, the same weights
+    kept = Stacker("paper", n_bags=2, max_epochs=20, patience=3, seed=0).fit(mf, Y, level)
+    assert kept.epochs_ == 20 and np.array_equal(kept.oof_, free.oof_)

@@ -36,6 +36,7 @@ from adtag.models.nn import load_numpy_state, state_to_numpy
 EPS = 1e-4
 RUNGS = ("mean", "linear", "net", "blend")
 BLEND_MIN = 3000  # training items from which the paper's network is trained as part of the chain
+BLEND_LAG = 0.01  # how far below the net rung the blend may stay for patience epochs before its network stops
 # What pooled out-of-fold GAP a richer rung must add over the one chosen so far: its margin (the net's
 # stopping epoch is picked on the same predictions), and to leave a single input as it is, one standard
 # deviation of the paired difference over bootstrapped items (with several inputs, averaging is an
@@ -204,7 +205,9 @@ class Stacker(Estimator):
         a = (G, *self.shape_)
         return _PaperNet(*a) if self.kind == "paper" else _StackerNet(*a, self.hidden, self.wide)
 
-    def fit(self, mf: MetaFeatures, Y: np.ndarray) -> Stacker:
+    def fit(self, mf: MetaFeatures, Y: np.ndarray, blend_with: tuple[float, np.ndarray] | None = None) -> Stacker:
+        """``blend_with`` (kind "paper" in the chain's blend rung): the net rung's pooled out-of-fold GAP and
+        logits; training stops early where the two networks' average stays hopelessly below that GAP."""
         P, present, ex, Y = mf.P, mf.present, np.asarray(mf.extras).reshape(len(mf.P), -1), np.asarray(Y, np.float32)
         if self.max_items and len(Y) > self.max_items:
             # A few thousand items pin its few shared weights down; an epoch costs items x tags.
@@ -221,7 +224,7 @@ class Stacker(Estimator):
         parts = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for fold in folds for f in range(k)]
         net, vas, self.paper_, self.scale_ = self._build(len(parts)), [va for _, va in parts], None, None
         if self.kind == "paper":  # (its out-of-fold logits kept for the chain's blend rung)
-            gap, self.oof_ = self._train(net, parts, reps, data, yt, Y, (-np.inf, None), 1e-3)
+            gap, self.oof_ = self._train(net, parts, reps, data, yt, Y, (-np.inf, None), 1e-3, blend_with)
             self.cv_gap_ = {"net": gap}
             self.chosen_, self.net_, self.holdout_gap_ = "net", net, self.cv_gap_["net"]
             return self
@@ -231,7 +234,7 @@ class Stacker(Estimator):
         cv["net"], oofs["net"] = self._train(net, parts, reps, data, yt, Y, (cv["linear"], oofs["linear"]), self.lr)
         if n > BLEND_MIN and reps == 1:  # the paper's network on the same internal folds (seed, k)
             paper = Stacker("paper", n_bags=k, max_items=None, seed=self.seed, weight_decay=self.weight_decay)
-            self.paper_ = paper.fit(MetaFeatures(P, present, mf.branches, ex), Y)
+            self.paper_ = paper.fit(MetaFeatures(P, present, mf.branches, ex), Y, (cv["net"], oofs["net"]))
             oofs["blend"] = (oofs["net"] + paper.oof_) / 2
             cv["blend"] = _gap(oofs["blend"], Y)
         chosen = "mean"
@@ -249,18 +252,21 @@ class Stacker(Estimator):
             self.scale_ = np.stack([np.quantile(fit, q), np.quantile(oofs["mean"], q)]).astype(np.float32)
         return self
 
-    def _train(self, net, parts, reps: int, data, yt, Y, start: tuple, lr: float) -> tuple[float, Any]:
+    def _train(self, net, parts, reps: int, data, yt, Y, start: tuple, lr: float, blend=None) -> tuple[float, Any]:
         """Train the G fold nets at once, each on minibatches of its own rows (one Adam on the stacked tensors
-        is G Adams: the loss is the sum of the folds' mean losses); keep the best pooled out-of-fold GAP."""
+        is G Adams: the loss is the sum of the folds' mean losses); keep the best pooled out-of-fold GAP.
+        ``blend`` (GAP, logits): stop once averaging with them has stayed BLEND_LAG below that GAP for patience
+        epochs (the blend rung then cannot win; where it won, it dipped at most 0.7 points, BENCHMARKS 12j)."""
         torch.manual_seed(self.seed)
         G, n, rng = len(parts), len(Y), np.random.default_rng(self.seed)
         opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=self.weight_decay, foreach=True)
         batch = int(np.clip((n - n * reps // G) // 16, 64, 512))  # ~16 steps an epoch at any scale
         steps = -(-(m := max(len(tr) for tr, _ in parts)) // batch)
         size = -(-m // steps)
-        (best, best_oof), best_state, bad = start, copy.deepcopy(net.state_dict()), 0
+        (best, best_oof), best_state, bad, lag, self.epochs_ = start, copy.deepcopy(net.state_dict()), 0, 0, 0
         for _epoch in range(self.max_epochs):
             net.train()  # each fold's rows in a fresh order, topped up from its start to steps x size
+            self.epochs_ += 1
             idx = _rows([rng.permutation(tr) for tr, _ in parts], steps * size)
             for s in range(steps):
                 b = idx[:, s * size : (s + 1) * size]
@@ -270,6 +276,9 @@ class Stacker(Estimator):
             if (score := _gap(oof := _predict(net, data, [va for _, va in parts], reps), Y)) > best + 1e-5:
                 best, best_state, best_oof, bad = score, copy.deepcopy(net.state_dict()), oof, 0
             elif (bad := bad + 1) >= self.patience:
+                break
+            lag = 0 if blend is None or _gap((blend[1] + oof) / 2, Y) > blend[0] - BLEND_LAG else lag + 1
+            if lag >= self.patience:
                 break
         net.load_state_dict(best_state)
         return float(best), best_oof

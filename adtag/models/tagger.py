@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from adtag import __version__
+from adtag import __version__, runtime
 from adtag.data.manifest import Item
 from adtag.data.modalities import ModalitySpec, infer_modalities, raw_values
 from adtag.data.scores import in_sample_warnings
@@ -179,7 +179,9 @@ class Tagger:
             log(f"  warning: {warning}")
         self.metrics_["mean_oof_gap"] = round(gap_at_k(mean_fusion(mf.P, mf.present), Y), 4)
         try:
-            self.fusion_ = create_fusion(cfg.fusion, cfg.seed, **cfg.stacker).fit(mf, Y)
+            fusion = create_fusion(cfg.fusion, cfg.seed, **cfg.stacker)
+            with runtime.threads(cfg.jobs):  # the branch workers are done: their cores are free
+                self.fusion_ = fusion.fit(mf, Y)
         except NotApplicable as exc:
             raise AdtagError(f"fusion {cfg.fusion!r}: {exc}") from None
         if hasattr(self.fusion_, "holdout_gap_"):
