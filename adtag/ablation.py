@@ -70,7 +70,8 @@ def _branches(
     items_tr = [items[i] for i in tr]
     items_te = [items[i] for i in te]
     tagger = Tagger(replace(config, seed=seed)).fit(items_tr, vocab, progress=False, log=lambda *_: None)
-    mf_tr, mf_te, Ytr = tagger.meta_features_, tagger.meta_features(items_te), Y[tr]
+    # the test part as ``adtag predict`` scores it: K passes, each fusion's outputs averaged (``_row``)
+    mf_tr, mf_te, Ytr = tagger.meta_features_, tagger.meta_features(items_te, passes=True), Y[tr]
     mods = [s.name for s in tagger.specs_]
     cols_of = {m: [b for b, nm in enumerate(mf_tr.branches) if nm.split("/")[0] == m] for m in mods}
     mod_gap = {}
@@ -97,7 +98,7 @@ def _inputs(fold: dict[str, Any], row: Row) -> tuple[Any, Any]:
     """A row's training and test inputs: some branches' meta-features, all of them, or the features."""
     mf_tr, mf_te = fold["mf"]
     if row.cols is not None:
-        return mf_tr.select(row.cols, row.extras), mf_te.select(row.cols, row.extras)
+        return mf_tr.select(row.cols, row.extras), [m.select(row.cols, row.extras) for m in mf_te]
     return fold["feats"] if FUSIONS[row.fusion].on == "features" else (mf_tr, mf_te)
 
 
@@ -107,7 +108,12 @@ def _row(data: dict[str, Any], fusion: str, options: dict[str, Any]) -> tuple[np
     t0 = time.process_time()
     try:
         fitted = create_fusion(fusion, data["seed"], **options).fit(data["x_tr"], data["Ytr"])
-        scores = fitted.predict_proba(data["x_te"])
+        x_te = data["x_te"]  # the K passes of the meta-features (a list), or the features
+        scores = (
+            np.mean([fitted.predict_proba(x) for x in x_te], 0)
+            if isinstance(x_te, list)
+            else fitted.predict_proba(x_te)
+        )
     except NotApplicable:  # e.g. early-fusion-lr without a joint branch
         scores = None
     return scores, time.process_time() - t0

@@ -87,20 +87,25 @@ def stack_only(name: str, outer: int = 5, seed: int = 0, fusions: tuple[str, ...
     preds = {f: np.zeros_like(Y) for f in ("mean", *fusions)}
     cpu = dict.fromkeys(fusions, 0.0)
     for k, (tr, te) in enumerate(make_folds(len(items), outer, seed + 101)):
-        f = cache / f"{name}_seed{seed}_fold{k}.npz"
+        f = cache / f"{name}_seed{seed}_fold{k}_kpass.npz"  # the test part in K passes, as adtag predict scores it
         if not f.is_file():
             tagger = Tagger(replace(config, seed=seed + k)).fit(
                 [items[i] for i in tr], vocab, progress=False, log=lambda *_: None
             )
-            a, b = tagger.meta_features_, tagger.meta_features([items[i] for i in te])
-            np.savez(f, P=a.P, pr=a.present, ex=a.extras, Pt=b.P, prt=b.present, ext=b.extras, br=np.array(a.branches))
+            a, b = tagger.meta_features_, tagger.meta_features([items[i] for i in te], passes=True)
+            Pt = np.stack([m.P for m in b])
+            np.savez(
+                f, P=a.P, pr=a.present, ex=a.extras, Pt=Pt, prt=b[0].present, ext=b[0].extras, br=np.array(a.branches)
+            )
         with np.load(f, allow_pickle=False) as z:
             br = [str(x) for x in z["br"]]
-            mf_tr, mf_te = MetaFeatures(z["P"], z["pr"], br, z["ex"]), MetaFeatures(z["Pt"], z["prt"], br, z["ext"])
-        preds["mean"][te] = mean_fusion(mf_te.P, mf_te.present)
+            mf_tr = MetaFeatures(z["P"], z["pr"], br, z["ex"])
+            mf_te = [MetaFeatures(p, z["prt"], br, z["ext"]) for p in z["Pt"]]
+        preds["mean"][te] = np.mean([mean_fusion(m.P, m.present) for m in mf_te], 0)
         for fu in fusions:
             t0 = time.process_time()
-            preds[fu][te] = create_fusion(fu, seed + k).fit(mf_tr, Y[tr]).predict_proba(mf_te)
+            fitted = create_fusion(fu, seed + k).fit(mf_tr, Y[tr])
+            preds[fu][te] = np.mean([fitted.predict_proba(m) for m in mf_te], 0)
             cpu[fu] += time.process_time() - t0
     gaps = {fu: round(gap_at_k(p, Y), 4) for fu, p in preds.items()}
     return {"dataset": name, "n_items": len(Y), "gap": gaps, "cpu_s": {k: round(v, 1) for k, v in cpu.items()}}
