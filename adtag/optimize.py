@@ -67,8 +67,9 @@ def minimize_lbfgs(
             slope = float(g.dot(d))
         step = 1.0
         while True:
-            x_new = d * dtype(step)  # one array, no temporary: the weights are 28-100 MB on text
-            x_new += x
+            x_new = x + d if step == 1.0 else d * dtype(step)  # one array: the weights are 28-100 MB on text
+            if step != 1.0:
+                x_new += x
             f_new, g_new = fun(x_new)
             if f_new <= f + 1e-4 * step * slope or step < 1e-8:
                 break
