@@ -66,12 +66,12 @@ def test_column_budget_keeps_the_most_used_columns(monkeypatch):
     Y = (X @ rng.normal(size=(200, 5)) > 0.05).astype(np.float32)
     monkeypatch.setattr(linear, "MAX_COLUMNS", 120)
     used = np.bincount(X.indices, minlength=200)
-    cols = linear._columns(X)
+    cols = linear._narrow(X)[1]
     assert len(cols) == 120 and used[cols].min() >= np.delete(used, cols).max()
     tr, va = np.arange(240), np.arange(240, 300)
     est = LinearTagger(loss="log").fit_fold(X, Y, tr, va)
     assert est.coef_.shape == (200, 5)
-    kept = linear._columns(X[tr])
+    kept = linear._narrow(X[tr])[1]
     assert not est.coef_[np.setdiff1d(np.arange(200), kept)].any()
     alone = LinearTagger(loss="log").fit_fold(X[:, kept], Y, tr, va)
     assert alone.alpha_ == est.alpha_

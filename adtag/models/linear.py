@@ -21,8 +21,7 @@ ALPHAS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
 PATH_ITER = 50  # iterations per alpha-path point, each warm-started from the last (BENCHMARKS.md 12e)
 LATER_ITER = 50  # iterations of a later fold, cold: its held-out GAP is flat by then on text (12b, 12e)
 MEMORY = 4  # L-BFGS curvature pairs: the history passes are most of an iteration's cost on text
-MAX_COLUMNS = 60_000  # a solve keeps the columns in most training rows: binds the joint branch (4 views side
-# by side, ~160k columns at 7,800 items), whose views' own branches keep all of theirs (BENCHMARKS.md 12k)
+MAX_COLUMNS = 60_000  # a solve's most-used columns: binds the joint branch, not its views' own (BENCHMARKS 12k)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -32,9 +31,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def _loss_grad(w: np.ndarray, X, Y: np.ndarray, alpha: float, loss: str, Xt=None) -> tuple[float, np.ndarray]:
     """Objective and gradient at ``w`` (float32: views of it, no copies of the weight matrix).
 
-    ``Xt`` is X transposed as CSR, kept per solve: both products walk it (the scores with X as CSC
-    over Xt's arrays, reading each word's weights once instead of per document: 4x faster on text),
-    and both add into their output in place (scipy's kernels: no temporary the size of the weights).
+    ``Xt`` is X transposed as CSR, kept per solve: both products walk it (the scores with X as CSC over
+    its arrays: 4x faster on text) and add into their outputs in place (no weight-size temporary).
     """
     d, L = X.shape[1], Y.shape[1]
     W = w[: d * L].reshape(d, L)
@@ -108,9 +106,8 @@ class LinearTagger(Estimator):
         max_iter = self.max_iter if init is None else min(LATER_ITER, self.max_iter)
         self.alpha_ = init.alpha_ if init is not None else self.alpha
         self.platt_ = init.platt_.copy() if init is not None else np.array([1.0, 0.0])
-        cols = _columns(X)
-        w = self._solve(X if cols is None else X[:, cols], Y, self.alpha_, None, max_iter)
-        self._set(w, Y.shape[1], cols, X.shape[1])
+        Xs, cols = _narrow(X)
+        self._set(self._solve(Xs, Y, self.alpha_, None, max_iter), Y.shape[1], cols, X.shape[1])
         return self
 
     def fit_select(self, X, Y: np.ndarray, X_val, Y_val: np.ndarray) -> LinearTagger:
@@ -120,8 +117,7 @@ class LinearTagger(Estimator):
         rows: no leak) and cut at ``PATH_ITER`` iterations; it stops at the first point that is not better."""
         X, Y, X_val = _as_input(X), np.asarray(Y, dtype=np.float32), _as_input(X_val)
         best: tuple[float, float, np.ndarray | None, np.ndarray | None] = (-1.0, ALPHAS[0], None, None)
-        w, cols = None, _columns(X)
-        Xs = X if cols is None else X[:, cols]
+        (Xs, cols), w = _narrow(X), None
         for a in ALPHAS:
             w = self._solve(Xs, Y, a, w, PATH_ITER)
             self._set(w, Y.shape[1], cols, X.shape[1])
@@ -154,11 +150,12 @@ class LinearTagger(Estimator):
         return _sigmoid(a * self.decision_function(X) + b).astype(np.float32)
 
 
-def _columns(X) -> np.ndarray | None:
-    """The ``MAX_COLUMNS`` columns of a wider sparse ``X`` with the most non-zeros (None: all)."""
+def _narrow(X) -> tuple[Any, np.ndarray | None]:
+    """A sparse ``X`` wider than ``MAX_COLUMNS`` cut to its columns with the most non-zeros, and those columns."""
     if not sp.issparse(X) or X.shape[1] <= MAX_COLUMNS:
-        return None
-    return np.sort(np.argsort(-np.bincount(X.indices, minlength=X.shape[1]), kind="stable")[:MAX_COLUMNS])
+        return X, None
+    cols = np.sort(np.argsort(-np.bincount(X.indices, minlength=X.shape[1]), kind="stable")[:MAX_COLUMNS])
+    return X[:, cols], cols
 
 
 def _as_input(X):
