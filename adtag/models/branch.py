@@ -2,8 +2,8 @@
 
 Branch models live in one registry (name -> class and its default parameters), as encoders do:
 ``register_branch_model("lr", LinearTagger, loss="log")`` makes ``lr`` usable in
-``TrainConfig.branch_models``. Each branch's K fold models are kept and averaged at prediction
-time, so no branch is ever refitted on the full data."""
+``TrainConfig.branch_models``. Each branch's K fold models are kept (no branch is refitted on the
+full data); a new item is scored K times, pass k with every branch's fold-k model (``Tagger``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
+import torch
 from sklearn.model_selection import KFold
 
 from adtag.models.base import Estimator
@@ -86,11 +88,29 @@ def make_folds(n: int, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.nda
 def fit_branch_fold(spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int, k: int, prev=None):
     """Fold ``k`` of a branch (one job: later folds run once fold 1 has chosen the settings ``prev``):
     its held-out probabilities and model. Items without the modality are left out of training (no
-    evidence); the branch still scores them and the stacker sees them as absent."""
+    evidence); the branch still scores them and the stacker sees them as absent. A dense input is
+    standardised again on the fold's own rows (the featurizer's statistics include the held-out rows, a
+    new item's never do), then that is taken into the model's first linear layer (same saved format)."""
     tr, va = folds[k]
+    rows = tr[present[tr]] if present[tr].any() else tr
     est = make_branch_model(spec.model, seed + k)
-    est.fit_fold(X, Y, tr[present[tr]] if present[tr].any() else tr, va[present[va]], prev)
-    return est.predict_proba(X[va]), est
+    dense = not sp.issparse(X) and isinstance(est, LinearTagger | MLPTagger) and len(rows) > 1
+    Xr = np.asarray(X[rows], np.float64) if dense else np.zeros((1, 1))
+    mean, scale = Xr.mean(0), np.where((sd := Xr.std(0)) > 1e-6, sd, 1.0)  # a constant column keeps scale 1
+    Xs = ((X - mean) / scale).astype(np.float32) if dense else X
+    est.fit_fold(Xs, Y, rows, va[present[va]], prev)
+    held_out = est.predict_proba(Xs[va])
+    if dense:  # the model fitted on (X - mean) / scale rewritten to read X: W / scale, b - mean @ (W / scale)
+        if isinstance(est, LinearTagger):
+            W = est.coef_ / scale[:, None]
+            est.coef_, est.intercept_ = W.astype(np.float32), (est.intercept_ - mean @ W).astype(np.float32)
+        else:
+            layer = est.net_.body[1]  # MLPTagger: dropout, then this linear layer
+            with torch.no_grad():
+                W = layer.weight.double() / torch.from_numpy(scale)[None, :]
+                layer.bias.copy_(layer.bias.double() - W @ torch.from_numpy(mean))
+                layer.weight.copy_(W)
+    return held_out, est
 
 
 def settings(est: Estimator) -> Estimator:
@@ -107,8 +127,3 @@ def out_of_fold(shape: tuple, folds: list, fits: list) -> tuple[np.ndarray, list
     for (_, va), (p, _) in zip(folds, fits, strict=True):
         oof[va] = p
     return oof, [m for _, m in fits]
-
-
-def predict_branch(models: list, X) -> np.ndarray:
-    """Average of the fold models' probabilities."""
-    return (sum(m.predict_proba(X) for m in models) / len(models)).astype(np.float32)

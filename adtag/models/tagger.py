@@ -23,7 +23,7 @@ from adtag.errors import AdtagError
 from adtag.featurize import fit_featurizer
 from adtag.metrics import gap_at_k
 from adtag.models import persist
-from adtag.models.branch import DEFAULT_MODELS, JOINT, BranchSpec, make_folds, predict_branch
+from adtag.models.branch import DEFAULT_MODELS, JOINT, BranchSpec, make_folds
 from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
 from adtag.models.meta_features import Features, MapFn, MetaFeatures, branch_keys, fit_meta_features
 
@@ -61,6 +61,8 @@ class Tagger:
     Learned: ``vocab_``, ``specs_`` (modalities), ``featurizers_``, ``branches_`` (fold models per
     branch), ``meta_features_`` (out-of-fold, after fit), ``fusion_`` and ``metrics_``.
     """
+
+    PASSES_UP_TO = 3000  # training items up to which new items are scored in K passes (meta_features)
 
     def __init__(self, config: TrainConfig | None = None) -> None:
         self.config = config or TrainConfig()
@@ -147,7 +149,8 @@ class Tagger:
             return self
 
         specs, inputs, present, extras = self._branch_inputs(x)
-        keys = branch_keys(items, self.vocab_.tags, cfg.folds, cfg.seed, specs, [m.name for m in self.specs_])
+        mods = [m.name for m in self.specs_]  # ":fs": fold-standardised dense branches (11d); older caches refit
+        keys = [f"{k}:fs" for k in branch_keys(items, self.vocab_.tags, cfg.folds, cfg.seed, specs, mods)]
         cache = persist.load_branch_cache(Path(cache_dir)) if cache_dir else {}
         reused = sum(k in cache for k in keys)
         self.metrics_["branches_cached"] = reused == len(specs) > 0
@@ -187,17 +190,28 @@ class Tagger:
         return self
 
     # ---------------------------------------------------------------- prediction
-    def meta_features(self, items: list[Item]) -> MetaFeatures:
-        """Branch probabilities for new items (each branch's fold models averaged)."""
+    def meta_features(self, items: list[Item], passes: bool = False) -> MetaFeatures | list[MetaFeatures]:
+        """Branch probabilities for new items: the fold models' mean, or with ``passes`` K sets, the k-th from
+        every branch's fold-k model (distributed as the out-of-fold meta-features the fusion learned from);
+        above ``PASSES_UP_TO`` training items one, the mean (K passes: ~3x the CPU, no gain; BENCHMARKS 11d)."""
         specs, inputs, present, extras = self._branch_inputs(self.features(items))
-        P = np.zeros((len(items), len(specs), len(self.vocab_)), np.float32)
+        K = max((len(self.branches_[s.name]) for s in specs), default=1)
+        many = passes and getattr(self, "metrics_", {}).get("n_items", 0) <= self.PASSES_UP_TO
+        P = np.zeros((K if many else 1, len(items), len(specs), len(self.vocab_)), np.float32)
         for b, spec in enumerate(specs):
-            P[:, b] = predict_branch(self.branches_[spec.name], inputs(spec))
-        return MetaFeatures(P, present, [s.name for s in specs], extras)
+            models, X = self.branches_[spec.name], inputs(spec)
+            for k in range(K):  # a branch with fewer fold models reuses them in turn
+                P[k if many else 0, :, b] += models[k % len(models)].predict_proba(X) / (1 if many else K)
+        mf = [MetaFeatures(p, present, [s.name for s in specs], extras) for p in P]
+        return mf if passes else mf[0]
+
+    def fuse(self, passes: list[MetaFeatures]) -> np.ndarray:  # the fusion on each pass, outputs averaged
+        return (sum(self.fusion_.predict_proba(mf) for mf in passes) / len(passes)).astype(np.float32)
 
     def predict_proba(self, items: list[Item]) -> np.ndarray:
-        x = self.features(items) if self.on_features else self.meta_features(items)
-        return self.fusion_.predict_proba(x)
+        if self.on_features:
+            return self.fusion_.predict_proba(self.features(items))
+        return self.fuse(self.meta_features(items, passes=True))
 
     # ---------------------------------------------------------------- persistence
     def save(self, model_dir: Path) -> None:
