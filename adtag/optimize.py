@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.linalg import get_blas_funcs, solve_triangular
 
 
 def minimize_lbfgs(
@@ -41,6 +41,7 @@ def minimize_lbfgs(
     yty = np.zeros((m, m))
     order: list[int] = []  # history rows from oldest to newest
     proj = np.zeros(2 * m)  # hist @ g: every s_j . g and y_j . g
+    axpy = get_blas_funcs("axpy", (x,))  # y += a x in place: the direction in two passes, not five
     for _ in range(max_iter):
         if max(g.max(), -g.min()) < gtol:
             break
@@ -55,7 +56,8 @@ def minimize_lbfgs(
             v = solve_triangular(R, t, lower=False, trans="T")
             c = np.zeros(2 * m)
             c[o], c[m + o] = v, -gamma * u
-            d = -(dtype(gamma) * g + c.astype(dtype) @ hist)
+            d = (-c).astype(dtype) @ hist
+            d = axpy(g, d, a=-gamma)
         else:
             d = -g / dtype(max(1.0, float(np.linalg.norm(g))))
         slope = float(g.dot(d))
@@ -65,8 +67,9 @@ def minimize_lbfgs(
             slope = float(g.dot(d))
         step = 1.0
         while True:
-            x_new = d * dtype(step)  # one array, no temporary: the weights are 28-100 MB on text
-            x_new += x
+            x_new = x + d if step == 1.0 else d * dtype(step)  # one array: the weights are 28-100 MB on text
+            if step != 1.0:
+                x_new += x
             f_new, g_new = fun(x_new)
             if f_new <= f + 1e-4 * step * slope or step < 1e-8:
                 break

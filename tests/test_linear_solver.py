@@ -40,6 +40,44 @@ def test_multilabel_objective_matches_scipy(loss: str):
     assert f_ours <= ref.fun * (1 + 1e-4) + 1e-6
 
 
+@pytest.mark.parametrize("loss", ["log", "hinge"])
+def test_sparse_products_in_place_match_dense(loss: str):
+    """The sparse path adds both products into its outputs in place (scipy's kernels): the same
+    objective and gradient as the dense path, with the starting weights and intercepts non-zero."""
+    rng = np.random.default_rng(5)
+    X = sp.random(120, 90, density=0.1, random_state=6, format="csr", dtype=np.float32)
+    Y = (rng.random((120, 7)) < 0.3).astype(np.float32)
+    w = rng.normal(size=90 * 7 + 7).astype(np.float32)
+    f_sp, g_sp = _loss_grad(w, X, Y, 1e-2, loss, X.T.tocsr())
+    Xd = X.toarray()
+    f_de, g_de = _loss_grad(w, Xd, Y, 1e-2, loss, np.ascontiguousarray(Xd.T))
+    assert f_sp == pytest.approx(f_de, rel=1e-6)
+    np.testing.assert_allclose(g_sp, g_de, rtol=1e-4, atol=1e-6)
+
+
+def test_column_budget_keeps_the_most_used_columns(monkeypatch):
+    """A sparse input wider than MAX_COLUMNS is solved on its most-used columns only; the others
+    weigh zero, and the kept columns' weights are those of a fit on just them."""
+    from adtag.models import linear
+
+    rng = np.random.default_rng(7)
+    X = sp.random(300, 200, density=0.05, random_state=8, format="csr", dtype=np.float32)
+    X = sp.csr_matrix(X.multiply(np.linspace(0.02, 1, 200) > rng.random(200)))  # columns used unevenly
+    Y = (X @ rng.normal(size=(200, 5)) > 0.05).astype(np.float32)
+    monkeypatch.setattr(linear, "MAX_COLUMNS", 120)
+    used = np.bincount(X.indices, minlength=200)
+    cols = linear._narrow(X)[1]
+    assert len(cols) == 120 and used[cols].min() >= np.delete(used, cols).max()
+    tr, va = np.arange(240), np.arange(240, 300)
+    est = LinearTagger(loss="log").fit_fold(X, Y, tr, va)
+    assert est.coef_.shape == (200, 5)
+    kept = linear._narrow(X[tr])[1]
+    assert not est.coef_[np.setdiff1d(np.arange(200), kept)].any()
+    alone = LinearTagger(loss="log").fit_fold(X[:, kept], Y, tr, va)
+    assert alone.alpha_ == est.alpha_
+    np.testing.assert_allclose(est.predict_proba(X[va]), alone.predict_proba(X[va][:, kept]), atol=1e-6)
+
+
 def _square(x: int) -> int:
     return x * x
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
+from scipy.sparse import _sparsetools
 
 from adtag.metrics import gap_at_k
 from adtag.models.base import Estimator
@@ -20,6 +21,7 @@ ALPHAS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
 PATH_ITER = 50  # iterations per alpha-path point, each warm-started from the last (BENCHMARKS.md 12e)
 LATER_ITER = 50  # iterations of a later fold, cold: its held-out GAP is flat by then on text (12b, 12e)
 MEMORY = 4  # L-BFGS curvature pairs: the history passes are most of an iteration's cost on text
+MAX_COLUMNS = 60_000  # a solve's most-used columns: binds the joint branch, not its views' own (BENCHMARKS 12k)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -29,15 +31,20 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def _loss_grad(w: np.ndarray, X, Y: np.ndarray, alpha: float, loss: str, Xt=None) -> tuple[float, np.ndarray]:
     """Objective and gradient at ``w`` (float32: views of it, no copies of the weight matrix).
 
-    ``Xt`` is X transposed as CSR, kept per solve: both products walk it (the scores as Xt.T @ W,
-    X in CSC, read each word's weights once instead of per document: 4x faster on text).
+    ``Xt`` is X transposed as CSR, kept per solve: both products walk it (the scores with X as CSC over
+    its arrays: 4x faster on text) and add into their outputs in place (no weight-size temporary).
     """
     d, L = X.shape[1], Y.shape[1]
     W = w[: d * L].reshape(d, L)
     b = w[d * L :]
-    S = np.asarray((Xt.T if Xt is not None else X) @ W, dtype=np.float32)
-    S += b
     n = X.shape[0]
+    Xt = Xt if Xt is not None else (X.T.tocsr() if sp.issparse(X) else X.T)
+    S = np.zeros((n, L), np.float32)
+    if sp.issparse(Xt):  # X as CSC over Xt's arrays: S += X @ W
+        _sparsetools.csc_matvecs(n, d, L, Xt.indptr, Xt.indices, Xt.data, W.ravel(), S.ravel())
+    else:
+        S += Xt.T @ W
+    S += b
     if loss == "log":
         # log(1 + e^s) - y s, written stably (6x faster than np.logaddexp in float32)
         f = float(np.sum(np.maximum(S, 0) + np.log1p(np.exp(-np.abs(S))) - Y * S, dtype=np.float64)) / n
@@ -52,8 +59,11 @@ def _loss_grad(w: np.ndarray, X, Y: np.ndarray, alpha: float, loss: str, Xt=None
     f += 0.5 * alpha * float(np.dot(W.ravel(), W.ravel()))
     grad = np.empty_like(w)
     gW = grad[: d * L].reshape(d, L)
-    np.multiply(W, np.float32(alpha), out=gW)  # in place: no temporary the size of the weights
-    gW += (Xt @ G) if Xt is not None else (X.T @ G)
+    np.multiply(W, np.float32(alpha), out=gW)
+    if sp.issparse(Xt):  # gW += Xt @ G
+        _sparsetools.csr_matvecs(d, n, L, Xt.indptr, Xt.indices, Xt.data, np.ravel(G), gW.ravel())
+    else:
+        gW += Xt @ G
     grad[d * L :] = G.sum(axis=0)
     return f, grad
 
@@ -83,8 +93,11 @@ class LinearTagger(Estimator):
             lambda w: _loss_grad(w, X, Y, alpha, self.loss, Xt), w0, max_iter or self.max_iter, MEMORY, dtype=np.float32
         )
 
-    def _set(self, w: np.ndarray, d: int, L: int) -> None:
-        self.coef_, self.intercept_ = w[: d * L].reshape(d, L).astype(np.float32), w[d * L :].astype(np.float32)
+    def _set(self, w: np.ndarray, L: int, cols: np.ndarray | None = None, d: int = 0) -> None:
+        W = w[:-L].reshape(-1, L)
+        if cols is not None:  # the columns left out of the solve weigh nothing
+            W, W[cols] = np.zeros((d, L), np.float32), W
+        self.coef_, self.intercept_ = W.astype(np.float32, copy=False), w[-L:].astype(np.float32)
 
     def fit(self, X, Y: np.ndarray, init: LinearTagger | None = None) -> LinearTagger:
         """Fit at ``alpha``; ``init`` (the first fold's model) lends its chosen ``alpha_`` and ``platt_``,
@@ -93,7 +106,8 @@ class LinearTagger(Estimator):
         max_iter = self.max_iter if init is None else min(LATER_ITER, self.max_iter)
         self.alpha_ = init.alpha_ if init is not None else self.alpha
         self.platt_ = init.platt_.copy() if init is not None else np.array([1.0, 0.0])
-        self._set(self._solve(X, Y, self.alpha_, None, max_iter), X.shape[1], Y.shape[1])
+        Xs, cols = _narrow(X)
+        self._set(self._solve(Xs, Y, self.alpha_, None, max_iter), Y.shape[1], cols, X.shape[1])
         return self
 
     def fit_select(self, X, Y: np.ndarray, X_val, Y_val: np.ndarray) -> LinearTagger:
@@ -103,17 +117,17 @@ class LinearTagger(Estimator):
         rows: no leak) and cut at ``PATH_ITER`` iterations; it stops at the first point that is not better."""
         X, Y, X_val = _as_input(X), np.asarray(Y, dtype=np.float32), _as_input(X_val)
         best: tuple[float, float, np.ndarray | None, np.ndarray | None] = (-1.0, ALPHAS[0], None, None)
-        w = None
+        (Xs, cols), w = _narrow(X), None
         for a in ALPHAS:
-            w = self._solve(X, Y, a, w, PATH_ITER)
-            self._set(w, X.shape[1], Y.shape[1])
+            w = self._solve(Xs, Y, a, w, PATH_ITER)
+            self._set(w, Y.shape[1], cols, X.shape[1])
             s = self.decision_function(X_val)
             g = gap_at_k(s, Y_val)
             if g <= best[0] + 1e-4:  # weaker regularisation stopped helping
                 break
             best = (g, a, w.copy(), s)
         self.alpha_ = best[1]
-        self._set(best[2], X.shape[1], Y.shape[1])
+        self._set(best[2], Y.shape[1], cols, X.shape[1])
         self.platt_ = _fit_platt(best[3], Y_val) if self.loss == "hinge" else np.array([1.0, 0.0])
         return self
 
@@ -134,6 +148,14 @@ class LinearTagger(Estimator):
     def predict_proba(self, X) -> np.ndarray:
         a, b = self.platt_
         return _sigmoid(a * self.decision_function(X) + b).astype(np.float32)
+
+
+def _narrow(X) -> tuple[Any, np.ndarray | None]:
+    """A sparse ``X`` wider than ``MAX_COLUMNS`` cut to its columns with the most non-zeros, and those columns."""
+    if not sp.issparse(X) or X.shape[1] <= MAX_COLUMNS:
+        return X, None
+    cols = np.sort(np.argsort(-np.bincount(X.indices, minlength=X.shape[1]), kind="stable")[:MAX_COLUMNS])
+    return X[:, cols], cols
 
 
 def _as_input(X):
