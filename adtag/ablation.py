@@ -33,7 +33,7 @@ from adtag.metrics import gap_at_k, hit_at_1, per_tag_ap
 from adtag.models.branch import make_folds
 from adtag.models.fusions import FUSIONS, NotApplicable, create_fusion, mean_fusion
 from adtag.models.meta_features import MapFn
-from adtag.models.tagger import Tagger, TrainConfig
+from adtag.models.tagger import Tagger, TrainConfig, fuse_passes
 
 # Stacker options, added to ``config.stacker``, of the rows other than the headline one (Table 3's
 # "stack": always the default stacker, as ``adtag train`` fits it): "single" (Table 1), "combinations"
@@ -109,11 +109,7 @@ def _row(data: dict[str, Any], fusion: str, options: dict[str, Any]) -> tuple[np
     try:
         fitted = create_fusion(fusion, data["seed"], **options).fit(data["x_tr"], data["Ytr"])
         x_te = data["x_te"]  # the K passes of the meta-features (a list), or the features
-        scores = (
-            np.mean([fitted.predict_proba(x) for x in x_te], 0)
-            if isinstance(x_te, list)
-            else fitted.predict_proba(x_te)
-        )
+        scores = fuse_passes(fitted, x_te) if isinstance(x_te, list) else fitted.predict_proba(x_te)
     except NotApplicable:  # e.g. early-fusion-lr without a joint branch
         scores = None
     return scores, time.process_time() - t0

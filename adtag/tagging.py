@@ -133,13 +133,15 @@ def explain_items(tagger: Tagger, items: list[Item], top_k: int | list[int]) -> 
     """Top tags per item with each branch's probability and share of the decision (the fusion's
     branch weight times the branch's probability); ``top_k`` per item or for all. The scores are the
     tagger's (the fusion averaged over the K passes), the branch probabilities the passes' mean."""
+    from adtag.models.tagger import fuse_passes  # (loaded with the tagger; kept off the CLI's import path)
+
     ks = top_k if isinstance(top_k, list) else [top_k] * len(items)
     mf = None
     if tagger.on_features:
         scores = tagger.predict_proba(items)
     else:
         passes = tagger.meta_features(items, passes=True)
-        scores, mf = tagger.fuse(passes), replace(passes[0], P=np.mean([p.P for p in passes], axis=0))
+        scores, mf = fuse_passes(tagger.fusion_, passes), replace(passes[0], P=np.mean([p.P for p in passes], axis=0))
     weights = None if mf is None else tagger.fusion_.branch_weights()
     out = []
     for i, (s, k) in enumerate(zip(scores, ks, strict=True)):

@@ -33,7 +33,7 @@ from adtag.metrics import gap_at_k, hit_at_1  # noqa: E402
 from adtag.models.branch import make_folds  # noqa: E402
 from adtag.models.fusions import create_fusion, mean_fusion  # noqa: E402
 from adtag.models.meta_features import MetaFeatures  # noqa: E402
-from adtag.models.tagger import TrainConfig  # noqa: E402
+from adtag.models.tagger import TrainConfig, fuse_passes  # noqa: E402
 from benchmarks.datasets import LOADERS  # noqa: E402
 from benchmarks.sklearn_baselines import sklearn_predictions  # noqa: E402
 
@@ -104,8 +104,7 @@ def stack_only(name: str, outer: int = 5, seed: int = 0, fusions: tuple[str, ...
         preds["mean"][te] = np.mean([mean_fusion(m.P, m.present) for m in mf_te], 0)
         for fu in fusions:
             t0 = time.process_time()
-            fitted = create_fusion(fu, seed + k).fit(mf_tr, Y[tr])
-            preds[fu][te] = np.mean([fitted.predict_proba(m) for m in mf_te], 0)
+            preds[fu][te] = fuse_passes(create_fusion(fu, seed + k).fit(mf_tr, Y[tr]), mf_te)
             cpu[fu] += time.process_time() - t0
     gaps = {fu: round(gap_at_k(p, Y), 4) for fu, p in preds.items()}
     return {"dataset": name, "n_items": len(Y), "gap": gaps, "cpu_s": {k: round(v, 1) for k, v in cpu.items()}}

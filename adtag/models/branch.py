@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 from sklearn.model_selection import KFold
 
 from adtag.models.base import Estimator
@@ -94,22 +93,14 @@ def fit_branch_fold(spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, fol
     tr, va = folds[k]
     rows = tr[present[tr]] if present[tr].any() else tr
     est = make_branch_model(spec.model, seed + k)
-    dense = not sp.issparse(X) and isinstance(est, LinearTagger | MLPTagger) and len(rows) > 1
+    dense = not sp.issparse(X) and hasattr(est, "absorb_scaling") and len(rows) > 1
     Xr = np.asarray(X[rows], np.float64) if dense else np.zeros((1, 1))
     mean, scale = Xr.mean(0), np.where((sd := Xr.std(0)) > 1e-6, sd, 1.0)  # a constant column keeps scale 1
     Xs = ((X - mean) / scale).astype(np.float32) if dense else X
     est.fit_fold(Xs, Y, rows, va[present[va]], prev)
     held_out = est.predict_proba(Xs[va])
-    if dense:  # the model fitted on (X - mean) / scale rewritten to read X: W / scale, b - mean @ (W / scale)
-        if isinstance(est, LinearTagger):
-            W = est.coef_ / scale[:, None]
-            est.coef_, est.intercept_ = W.astype(np.float32), (est.intercept_ - mean @ W).astype(np.float32)
-        else:
-            layer = est.net_.body[1]  # MLPTagger: dropout, then this linear layer
-            with torch.no_grad():
-                W = layer.weight.double() / torch.from_numpy(scale)[None, :]
-                layer.bias.copy_(layer.bias.double() - W @ torch.from_numpy(mean))
-                layer.weight.copy_(W)
+    if dense:  # the model fitted on (X - mean) / scale, rewritten to read X
+        est.absorb_scaling(mean, scale)
     return held_out, est
 
 

@@ -142,6 +142,11 @@ class LinearTagger(Estimator):
             return self.fit_select(X[train], Y[train], X[val], Y[val])
         return self.fit(X[train], Y[train])
 
+    def absorb_scaling(self, mean: np.ndarray, scale: np.ndarray) -> None:
+        """Rewrite a model fitted on (X - mean) / scale to read X: W / scale, b - mean @ (W / scale)."""
+        W = self.coef_ / scale[:, None]
+        self.coef_, self.intercept_ = W.astype(np.float32), (self.intercept_ - mean @ W).astype(np.float32)
+
     def decision_function(self, X) -> np.ndarray:
         return np.asarray(X @ self.coef_) + self.intercept_
 

@@ -40,6 +40,14 @@ class MLPTagger(NetTagger):
         self._fit_net(lambda b: self.net_(xt[b]), Y)
         return self
 
+    def absorb_scaling(self, mean: np.ndarray, scale: np.ndarray) -> None:
+        """Rewrite a network fitted on (X - mean) / scale to read X (its first linear layer, after dropout)."""
+        layer = self.net_.body[1]
+        with torch.no_grad():
+            W = layer.weight.double() / torch.from_numpy(scale)[None, :]
+            layer.bias.copy_(layer.bias.double() - W @ torch.from_numpy(mean))
+            layer.weight.copy_(W)
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self._predict(lambda b: self.net_(to_tensor(X[b])), X.shape[0], 4096)
 

@@ -49,6 +49,11 @@ class TrainConfig:
             raise AdtagError("--folds must be at least 2")
 
 
+def fuse_passes(fusion: Any, passes: list[MetaFeatures]) -> np.ndarray:
+    """A fitted fusion applied to each pass of ``Tagger.meta_features(items, passes=True)``, outputs averaged."""
+    return (sum(fusion.predict_proba(mf) for mf in passes) / len(passes)).astype(np.float32)
+
+
 def joint_matrix(blocks: list[Any]) -> sp.csr_matrix:
     """Early fusion: all modalities side by side, each block scaled to a unit-size row."""
     parts = [b if sp.issparse(b) else sp.csr_matrix(b / np.sqrt(max(1, b.shape[1]))) for b in blocks]
@@ -207,13 +212,10 @@ class Tagger:
         mf = [MetaFeatures(p, present, [s.name for s in specs], extras) for p in P]
         return mf if passes else mf[0]
 
-    def fuse(self, passes: list[MetaFeatures]) -> np.ndarray:  # the fusion on each pass, outputs averaged
-        return (sum(self.fusion_.predict_proba(mf) for mf in passes) / len(passes)).astype(np.float32)
-
     def predict_proba(self, items: list[Item]) -> np.ndarray:
         if self.on_features:
             return self.fusion_.predict_proba(self.features(items))
-        return self.fuse(self.meta_features(items, passes=True))
+        return fuse_passes(self.fusion_, self.meta_features(items, passes=True))
 
     # ---------------------------------------------------------------- persistence
     def save(self, model_dir: Path) -> None:
