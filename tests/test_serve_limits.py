@@ -218,7 +218,9 @@ def test_a_trickled_body_loses_its_slot_and_blocks_no_upload(service: TaggingSer
                 b"POST /v1/tag HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
                 b"Content-Length: 100000\r\n\r\n--b\r\n"
             )
-        time.sleep(0.3)
+        end = time.monotonic() + 0.9  # (before the 1 s grace runs out) the server picks them up in its own time
+        while service.health()["busy"]["receive"] < 4 and time.monotonic() < end:
+            time.sleep(0.02)
         assert service.health()["busy"]["receive"] == 4 and service.extract_pool.held == 0
         r = httpx.post(f"{server.url}/v1/tag", files={"video": ("a.mp4", clip.read_bytes(), "video/mp4")}, timeout=60)
         assert r.status_code == 200, r.text
