@@ -16,7 +16,7 @@ from torch import nn
 
 from adtag.models.fusions import NETWORKS
 from adtag.models.meta_features import Features
-from adtag.models.nn import Dropout, NetTagger, to_tensor
+from adtag.models.nn import NetTagger, to_tensor
 
 
 class _FusionNet(nn.Module):
@@ -25,11 +25,11 @@ class _FusionNet(nn.Module):
         self.kind = kind
         self.proj = nn.ParameterList([nn.Parameter(torch.randn(dm, d) * (1 / np.sqrt(dm))) for dm in dims])
         self.proj_bias = nn.Parameter(torch.zeros(len(dims), d))
-        self.drop = Dropout(0.3)
+        self.drop = nn.Dropout(0.3)
         if kind == "attention":
             self.att = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1, bias=False))
         d_fused = d * len(dims) if kind == "concat" else d
-        self.head = nn.Sequential(nn.Linear(d_fused, hidden), nn.ReLU(), Dropout(0.5), nn.Linear(hidden, n_tags))
+        self.head = nn.Sequential(nn.Linear(d_fused, hidden), nn.ReLU(), nn.Dropout(0.5), nn.Linear(hidden, n_tags))
 
     def forward(self, xs: list[torch.Tensor], present: torch.Tensor) -> torch.Tensor:
         hs = []
