@@ -65,6 +65,7 @@ def test_column_budget_keeps_the_most_used_columns(monkeypatch):
     X = sp.csr_matrix(X.multiply(np.linspace(0.02, 1, 200) > rng.random(200)))  # columns used unevenly
     Y = (X @ rng.normal(size=(200, 5)) > 0.05).astype(np.float32)
     monkeypatch.setattr(linear, "MAX_COLUMNS", 120)
+    monkeypatch.setattr(linear, "MIN_COLUMNS", 100)
     used = np.bincount(X.indices, minlength=200)
     cols = linear._narrow(X)[1]
     assert len(cols) == 120 and used[cols].min() >= np.delete(used, cols).max()

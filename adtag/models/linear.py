@@ -20,8 +20,11 @@ from adtag.optimize import minimize_lbfgs
 ALPHAS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
 PATH_ITER = 50  # iterations per alpha-path point, each warm-started from the last (BENCHMARKS.md 12e)
 LATER_ITER = 50  # iterations of a later fold, cold: its held-out GAP is flat by then on text (12b, 12e)
+CHECK_EVERY = 10  # a path point's validation GAP is checked this often: it stops once GAP stops rising
 MEMORY = 4  # L-BFGS curvature pairs: the history passes are most of an iteration's cost on text
-MAX_COLUMNS = 60_000  # a solve's most-used columns: binds the joint branch, not its views' own (BENCHMARKS 12k)
+MAX_COLUMNS = 60_000  # a solve's most-used columns: binds the joint branch (BENCHMARKS 12k) ...
+NNZ_SHARE = 1.0  # ... and a wide view keeps the fewest most-used columns holding this share of its non-zeros,
+MIN_COLUMNS = 20_000  # never fewer than these (a narrower input keeps every column: its solve is cheap)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -81,7 +84,9 @@ class LinearTagger(Estimator):
         self.alpha = alpha
         self.max_iter = max_iter
 
-    def _solve(self, X, Y: np.ndarray, alpha: float, w0: np.ndarray | None, max_iter: int | None = None) -> np.ndarray:
+    def _solve(
+        self, X, Y: np.ndarray, alpha: float, w0: np.ndarray | None, max_iter: int | None = None, callback=None
+    ) -> np.ndarray:
         d, L = X.shape[1], Y.shape[1]
         if w0 is None:
             w0 = np.zeros(d * L + L, dtype=np.float32)
@@ -90,7 +95,13 @@ class LinearTagger(Estimator):
                 w0[d * L :] = np.log(p / (1 - p))
         Xt = X.T.tocsr() if sp.issparse(X) else np.ascontiguousarray(X.T)
         return minimize_lbfgs(
-            lambda w: _loss_grad(w, X, Y, alpha, self.loss, Xt), w0, max_iter or self.max_iter, MEMORY, dtype=np.float32
+            lambda w: _loss_grad(w, X, Y, alpha, self.loss, Xt),
+            w0,
+            max_iter or self.max_iter,
+            MEMORY,
+            dtype=np.float32,
+            callback=callback,
+            check_every=CHECK_EVERY,
         )
 
     def _set(self, w: np.ndarray, L: int, cols: np.ndarray | None = None, d: int = 0) -> None:
@@ -114,12 +125,21 @@ class LinearTagger(Estimator):
         """Choose ``alpha_`` (and the SVM's Platt sigmoid ``platt_``) by GAP on the validation set.
 
         The path runs from strong to weak regularisation, each point warm-started from the last (same
-        rows: no leak) and cut at ``PATH_ITER`` iterations; it stops at the first point that is not better."""
+        rows: no leak) and cut at ``PATH_ITER`` iterations; it stops at the first point that is not better.
+        A point also stops early once its validation GAP, checked every ``CHECK_EVERY`` iterations, no
+        longer rises (a point warm-started from the best one that does not beat it at once ends the path)."""
         X, Y, X_val = _as_input(X), np.asarray(Y, dtype=np.float32), _as_input(X_val)
         best: tuple[float, float, np.ndarray | None, np.ndarray | None] = (-1.0, ALPHAS[0], None, None)
         (Xs, cols), w = _narrow(X), None
+        L, Xv = Y.shape[1], X_val if cols is None else X_val[:, cols]
+
+        def stalled(w: np.ndarray, trace: list[float]) -> bool:
+            trace.append(gap_at_k(np.asarray(Xv @ w[:-L].reshape(-1, L)) + w[-L:], Y_val))
+            return len(trace) >= 2 and trace[-1] <= trace[-2] + 1e-4
+
         for a in ALPHAS:
-            w = self._solve(Xs, Y, a, w, PATH_ITER)
+            trace = [best[0]] if best[2] is not None else []
+            w = self._solve(Xs, Y, a, w, PATH_ITER, callback=lambda w, t=trace: stalled(w, t))
             self._set(w, Y.shape[1], cols, X.shape[1])
             s = self.decision_function(X_val)
             g = gap_at_k(s, Y_val)
@@ -156,10 +176,19 @@ class LinearTagger(Estimator):
 
 
 def _narrow(X) -> tuple[Any, np.ndarray | None]:
-    """A sparse ``X`` wider than ``MAX_COLUMNS`` cut to its columns with the most non-zeros, and those columns."""
-    if not sp.issparse(X) or X.shape[1] <= MAX_COLUMNS:
+    """A sparse ``X`` wider than ``MIN_COLUMNS`` cut to its columns with the most non-zeros: the fewest holding
+    ``NNZ_SHARE`` of them, at least ``MIN_COLUMNS`` and at most ``MAX_COLUMNS``; and those columns."""
+    if not sp.issparse(X) or X.shape[1] <= MIN_COLUMNS:
         return X, None
-    cols = np.sort(np.argsort(-np.bincount(X.indices, minlength=X.shape[1]), kind="stable")[:MAX_COLUMNS])
+    used = np.bincount(X.indices, minlength=X.shape[1])
+    order = np.argsort(-used, kind="stable")
+    keep = (
+        int(np.searchsorted(np.cumsum(used[order]), NNZ_SHARE * used.sum() - 0.5)) + 1 if NNZ_SHARE < 1 else len(used)
+    )
+    keep = min(max(keep, MIN_COLUMNS), MAX_COLUMNS)
+    if keep >= X.shape[1]:
+        return X, None
+    cols = np.sort(order[:keep])
     return X[:, cols], cols
 
 
