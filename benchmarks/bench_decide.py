@@ -72,13 +72,33 @@ def outer_split(n: int, fold: int, folds: int = 5, seed: int = 0) -> tuple[np.nd
     return np.concatenate([perm[:lo], perm[hi:]]), perm[lo:hi]
 
 
+def kept_oof(kept: Path, train: list[Item], Ytr: np.ndarray) -> np.ndarray:
+    """The whole-system out-of-fold scores fitted again, with today's decision code, on a kept system's
+    out-of-fold meta-features (its ``meta_features.npz``; the extras are featurized again)."""
+    from adtag.models.meta_features import MetaFeatures
+
+    tagger = Tagger.load(kept)
+    with np.load(kept / "meta_features.npz") as z:
+        P, present, branches = z["P"], z["present"], [str(b) for b in z["branches"]]
+    extras = tagger._branch_inputs(tagger.features(train))[3]
+    tagger.meta_features_ = MetaFeatures(P, present, branches, extras)
+    return tagger_oof_scores(tagger, Ytr)
+
+
 def outer_arrays(
-    name: str, fold: int, cache: Path, folds: int = 5, models: Path | None = None, rescore: bool = False
+    name: str,
+    fold: int,
+    cache: Path,
+    folds: int = 5,
+    models: Path | None = None,
+    rescore: bool = False,
+    refit_oof: bool = False,
 ) -> dict:
     """Cached (or computed) out-of-fold scores on fold ``fold``'s training items and raw scores on its
     held-out items, with both label matrices and the held-out positions. ``models``: a folder where
     each outer fold's fitted system is kept; with ``rescore``, the held-out items are scored again by
-    the kept system with today's prediction code (the out-of-fold scores do not depend on it)."""
+    the kept system with today's prediction code (the out-of-fold scores do not depend on it); with
+    ``refit_oof``, the out-of-fold scores are fitted again from the kept system (``kept_oof``)."""
     items = LOADERS[name]()
     vocab = Vocabulary.from_items([it.tags for it in items])
     tr, te = outer_split(len(items), fold, folds)
@@ -91,6 +111,8 @@ def outer_arrays(
         oof, raw, wall, cpu = z["oof"], z["raw"], None, None
         if rescore and kept is not None and kept.is_dir():
             raw = Tagger.load(kept).predict_proba(test)
+        if refit_oof and kept is not None and kept.is_dir():
+            oof = kept_oof(kept, train, Ytr)
     else:
         t0, c0 = time.time(), cpu_seconds()
         oof, raw, tagger, _ = train_scores(train, test, vocab, seed=TRAIN_SEED)
@@ -173,14 +195,20 @@ def cached_folds(name: str, cache: Path, folds: int) -> list[int]:
 
 
 def quality(
-    name: str, cache: Path, folds: int = 5, cached_only: bool = False, models: Path | None = None, rescore: bool = False
+    name: str,
+    cache: Path,
+    folds: int = 5,
+    cached_only: bool = False,
+    models: Path | None = None,
+    rescore: bool = False,
+    refit_oof: bool = False,
 ) -> dict:
     """Every figure pooled over an outer K-fold: each item is held out once, scored by a system
     (and a decision layer) fitted on the other folds. ``cached_only``: the folds whose arrays are
     in the cache only (reported as ``outer_folds_used``)."""
     t0, c0 = time.time(), cpu_seconds()
     use = cached_folds(name, cache, folds) if cached_only else list(range(folds))
-    parts = [outer_arrays(name, k, cache, folds, models, rescore) for k in use]
+    parts = [outer_arrays(name, k, cache, folds, models, rescore, refit_oof) for k in use]
     trained = [(p["wall_s"], p["cpu_s"]) for p in parts if p["wall_s"] is not None]
     tags = parts[0]["tags"]
     t_fit = time.time()
@@ -242,6 +270,7 @@ def quality(
             for tag in ("before", "after")
         },
         "scores": "trained" if trained else "rescored" if rescore and models else "cached",
+        "oof": "refitted from the kept systems" if refit_oof and models else "as trained or cached",
         "train_wall_s": round(sum(t for t, _ in trained), 1),
         "train_cpu_s": round(sum(c for _, c in trained), 1),
         "decision_fit_s": round(time.time() - t_fit, 2),
@@ -473,6 +502,11 @@ def main() -> int:
         action="store_true",
         help="score the held-out items again with the systems kept in --models (today's prediction code)",
     )
+    ap.add_argument(
+        "--refit-oof",
+        action="store_true",
+        help="fit the whole-system out-of-fold scores again from the systems kept in --models (today's decision code)",
+    )
     ap.add_argument("--taac", type=Path, default=None, help="work folder: run the TAAC real-tags task there")
     ap.add_argument(
         "--demo",
@@ -496,7 +530,7 @@ def main() -> int:
         sets.append("demo")
     q = []
     for name in sets:
-        q.append(quality(name, args.cache, args.folds, args.cached_only, args.models, args.rescore))
+        q.append(quality(name, args.cache, args.folds, args.cached_only, args.models, args.rescore, args.refit_oof))
         print(json.dumps({k: v for k, v in q[-1].items() if k not in ("decisions", "goals")}), flush=True)
     t = [taac(args.taac)] if args.taac else []
     if t:

@@ -91,20 +91,27 @@ def test_thresholds_reach_their_goal_on_new_data():
     assert f1 > half
 
 
-def test_precision_goal_is_conservative_where_the_empirical_cut_falls_short():
+def test_precision_goal_lands_on_its_target_where_the_empirical_cut_falls_short():
     """On 400 fitting items the lowest cut whose counted precision reaches 0.9 lands where the noisy
-    precision curve last touched 0.9: on new items it falls short. The confidence bound does not."""
-    got = {"counted": [], "default": []}
+    precision curve last touched 0.9: on new items it falls short. The posterior estimate (counts plus
+    the calibrated scores' own prediction) lands on the target, neither below nor, as the z = 0.5
+    lower bound with 20 pseudo-pairs did before BENCHMARKS 11e (0.926 here), above it."""
+    got = {"counted": [], "default": [], "default 0.8": []}
     for seed in range(10):
         s, y, _ = miscalibrated(n=400, seed=100 + seed)
         s_new, y_new, _ = miscalibrated(n=20000, seed=200 + seed)
         cal = Calibrator(method="platt").fit(s, y)
         c, c_new = cal.transform(s), cal.transform(s_new)
-        for key, kw in (("counted", {"z": 0.0, "m": 0.0}), ("default", {})):
-            th = fit_thresholds(c, y, Goal("precision", 0.9), **kw)
+        for key, goal, kw in (
+            ("counted", 0.9, {"z": 0.0, "m": 0.0}),
+            ("default", 0.9, {}),
+            ("default 0.8", 0.8, {}),
+        ):
+            th = fit_thresholds(c, y, Goal("precision", goal), **kw)
             got[key].append(decision_scores(th.decide(c_new), y_new)["micro_precision"])
     assert np.mean(got["counted"]) < 0.88
-    assert 0.9 <= np.mean(got["default"]) <= 0.94 and min(got["default"]) > 0.85
+    assert abs(np.mean(got["default"]) - 0.9) < 0.01 and min(got["default"]) > 0.86
+    assert abs(np.mean(got["default 0.8"]) - 0.8) < 0.01
 
 
 def test_wilson_lower_bound():
@@ -405,3 +412,49 @@ def test_audit_calibrates_the_out_of_fold_scores_per_tag_whatever_the_layer_chos
     a = audit_scores(d)
     assert expected_calibration_error(s, y) > 0.05 > 0.02 > expected_calibration_error(a, y)
     np.testing.assert_allclose(audit_scores(d, np.arange(10, 20)), a[10:20])
+
+
+def _two_branch_meta_features(n: int = 120, L: int = 5, seed: int = 0):
+    """Branch 0 carries the tags, branch 1 is noise: a learned fusion beats plain averaging."""
+    from adtag.models.meta_features import MetaFeatures
+
+    rng = np.random.default_rng(seed)
+    Y = (rng.random((n, L)) < 0.3).astype(np.float32)
+    good = np.clip(0.15 + 0.7 * Y + rng.normal(0, 0.12, (n, L)), 0.01, 0.99)
+    noise = rng.uniform(0.01, 0.99, (n, L))
+    P = np.stack([good, noise], axis=1).astype(np.float32)
+    return MetaFeatures(P, np.ones((n, 2), bool), ["good", "noise"], np.zeros((n, 0), np.float32)), Y
+
+
+def test_held_rung_lands_the_stacker_chain_on_the_given_rung_and_restores_it():
+    from adtag.decisions.fit import held_rung
+    from adtag.models import stacker
+    from adtag.models.fusions import create_fusion
+
+    mf, Y = _two_branch_meta_features()
+    before = dict(stacker.MARGIN)
+    chosen = {}
+    for rung in ("mean", "linear"):
+        with held_rung(rung):
+            chosen[rung] = create_fusion("stack", 0).fit(mf, Y).chosen_
+    assert chosen == {"mean": "mean", "linear": "linear"}
+    assert stacker.MARGIN == before
+    with held_rung(None):
+        assert stacker.MARGIN == before
+
+
+def test_whole_system_oof_refits_the_stacker_on_the_final_stackers_rung():
+    """The refits behind the decision layer's out-of-fold scores hold the final stacker's rung: with a
+    final stacker on plain averaging, every item's out-of-fold score is its branches' average, although
+    a free chain would learn to drop the noise branch here."""
+    from types import SimpleNamespace
+
+    from adtag.decisions.fit import tagger_oof_scores
+    from adtag.models.fusions import create_fusion, mean_fusion
+    from adtag.models.tagger import TrainConfig
+
+    mf, Y = _two_branch_meta_features()
+    assert create_fusion("stack", 0).fit(mf, Y).chosen_ != "mean"  # the free chain learns something
+    tagger = SimpleNamespace(config=TrainConfig(), fusion_=SimpleNamespace(chosen_="mean"), meta_features_=mf)
+    oof = tagger_oof_scores(tagger, Y)
+    np.testing.assert_allclose(oof, mean_fusion(mf.P, mf.present), rtol=1e-5, atol=1e-6)

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 
 from adtag.engines.local import run_parallel
-from adtag.models.linear import LinearTagger, _loss_grad
+from adtag.models.linear import ALPHAS, LinearTagger, _loss_grad
 from adtag.optimize import minimize_lbfgs
 
 
@@ -65,6 +65,7 @@ def test_column_budget_keeps_the_most_used_columns(monkeypatch):
     X = sp.csr_matrix(X.multiply(np.linspace(0.02, 1, 200) > rng.random(200)))  # columns used unevenly
     Y = (X @ rng.normal(size=(200, 5)) > 0.05).astype(np.float32)
     monkeypatch.setattr(linear, "MAX_COLUMNS", 120)
+    monkeypatch.setattr(linear, "MIN_COLUMNS", 100)
     used = np.bincount(X.indices, minlength=200)
     cols = linear._narrow(X)[1]
     assert len(cols) == 120 and used[cols].min() >= np.delete(used, cols).max()
@@ -138,3 +139,95 @@ def test_featurizing_in_workers_matches_in_process(tmp_path):
         if spec.kind == "text":
             assert workers.featurizers_[spec.name].vocabulary_ == alone.featurizers_[spec.name].vocabulary_
     assert np.array_equal(x.present, y.present)
+
+
+def test_callback_stops_the_solve_at_its_check():
+    """``callback`` is asked every ``check_every`` iterations; stopping at a check gives the same point as a
+    solve cut at that many iterations."""
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(40, 30))
+    H, b = A.T @ A + 0.1 * np.eye(30), rng.normal(size=30)
+
+    def fun(x):
+        return 0.5 * x @ H @ x - b @ x, H @ x - b
+
+    asked = []
+    x = minimize_lbfgs(
+        fun, np.zeros(30), 100, gtol=0, ftol=0, callback=lambda x: asked.append(x) or len(asked) == 2, check_every=5
+    )
+    assert len(asked) == 2
+    np.testing.assert_array_equal(x, minimize_lbfgs(fun, np.zeros(30), 10, gtol=0, ftol=0))
+
+
+def _path_calls(monkeypatch, est: LinearTagger, X, Y, tr, va) -> list[tuple[float, int]]:
+    """(alpha, loss evaluations) per point of the first fold's alpha path."""
+    from adtag.models import linear
+
+    calls, evals, solve, loss_grad = [], [0], LinearTagger._solve, linear._loss_grad
+
+    def counted(*a, **k):
+        evals[0] += 1
+        return loss_grad(*a, **k)
+
+    def solve_counted(self, X, Y, alpha, *a, **k):
+        e0 = evals[0]
+        w = solve(self, X, Y, alpha, *a, **k)
+        calls.append((alpha, evals[0] - e0))
+        return w
+
+    monkeypatch.setattr(linear, "_loss_grad", counted)
+    monkeypatch.setattr(LinearTagger, "_solve", solve_counted)
+    est.fit_fold(X, Y, tr, va)
+    monkeypatch.undo()
+    return calls
+
+
+def test_path_point_after_the_best_stops_at_its_first_check(monkeypatch):
+    """A path point warm-started from the best one whose validation GAP does not rise by its first check
+    (CHECK_EVERY iterations) ends the path there instead of running PATH_ITER iterations: the same alpha."""
+    from adtag.models import linear
+
+    rng = np.random.default_rng(0)
+    X = sp.random(500, 300, density=0.05, random_state=0, format="csr", dtype=np.float32)
+    Y = (X @ rng.normal(size=(300, 8)) + 0.3 * rng.normal(size=(500, 8)) > 0.3).astype(np.float32)
+    tr, va = np.arange(350), np.arange(350, 500)
+    checked = _path_calls(monkeypatch, est := LinearTagger(loss="hinge"), X, Y, tr, va)
+    monkeypatch.setattr(linear, "CHECK_EVERY", 10**9)
+    full = _path_calls(monkeypatch, alone := LinearTagger(loss="hinge"), X, Y, tr, va)
+    assert est.alpha_ == alone.alpha_ == ALPHAS[1] and len(checked) == len(full) == 3  # the third point is worse
+    assert checked[-1][1] <= linear.CHECK_EVERY + 3 < full[-1][1]  # stopped at its first check (+ line searches)
+    assert sum(e for _, e in checked) < sum(e for _, e in full)
+
+
+@pytest.mark.parametrize("loss", ["log", "hinge"])
+def test_path_runs_to_the_weakest_alpha_while_gap_rises(loss: str):
+    """Noise-free labels: validation GAP keeps rising as regularisation weakens, and the early checks do not
+    cut the path short: the weakest alpha is chosen."""
+    rng = np.random.default_rng(0)
+    X = sp.random(1500, 200, density=0.05, random_state=1, format="csr", dtype=np.float32)
+    Y = (X @ rng.normal(size=(200, 6)) > 0.3).astype(np.float32)
+    est = LinearTagger(loss=loss).fit_fold(X, Y, np.arange(1200), np.arange(1200, 1500))
+    assert est.alpha_ == ALPHAS[-1]
+
+
+def test_relative_column_budget_keeps_the_most_used_columns_holding_the_share(monkeypatch):
+    """With ``NNZ_SHARE`` below 1 a wide input keeps the fewest most-used columns holding that share of its
+    non-zeros, never fewer than MIN_COLUMNS nor more than MAX_COLUMNS; inputs up to MIN_COLUMNS keep all."""
+    from adtag.models import linear
+
+    X = sp.random(400, 300, density=0.05, random_state=9, format="csr", dtype=np.float32)
+    X = sp.csr_matrix(X.multiply(np.linspace(0.05, 1, 300) > np.random.default_rng(9).random(300)))
+    used = np.bincount(X.indices, minlength=300)
+    monkeypatch.setattr(linear, "NNZ_SHARE", 0.8)
+    monkeypatch.setattr(linear, "MIN_COLUMNS", 20)
+    cols = linear._narrow(X)[1]
+    kept = np.sort(used)[::-1]
+    k = int(np.argmax(np.cumsum(kept) >= 0.8 * used.sum())) + 1  # the fewest columns holding 80%
+    assert len(cols) == k < 300 and used[cols].min() >= np.delete(used, cols).max()
+    assert used[cols].sum() >= 0.8 * used.sum() > used[cols].sum() - used[cols].min()
+    monkeypatch.setattr(linear, "MIN_COLUMNS", k + 10)
+    assert len(linear._narrow(X)[1]) == k + 10
+    monkeypatch.setattr(linear, "MAX_COLUMNS", k - 10)
+    assert len(linear._narrow(X)[1]) == k - 10
+    monkeypatch.setattr(linear, "MIN_COLUMNS", 300)
+    assert linear._narrow(X)[1] is None

@@ -6,13 +6,19 @@ noisy F1 curve: it won on held-out data on every set we tried), ``precision=P`` 
 threshold whose precision is at least P, i.e. the most recall at that precision), ``recall=R``
 (the highest threshold that keeps recall R).
 
-Precision and recall goals are conservative: the lowest threshold whose *empirical* precision
-reaches P sits, by construction, where the noisy precision curve last touched P, and held-out
-precision falls short (0.75 and 0.865 for 0.9 on birds and TNEWS). A cut is therefore accepted
-only when the lower confidence bound of its precision (recall) reaches the target (Wilson, z =
-``CONFIDENCE_Z``), counted on the tag's true positives plus ``PRIOR_PAIRS`` pseudo-pairs whose
-rate is what the calibrated scores themselves predict for that cut (the mean calibrated score
-above it): a tag with 10 positives leans on its scores, one with 300 on its labels.
+Precision and recall cuts rest on a posterior estimate, not on the counted rate alone: the lowest
+threshold whose *counted* precision reaches P sits, by construction, where the noisy precision curve
+last touched P, and held-out precision falls short (0.75 and 0.865 for 0.9 on birds and TNEWS). A
+cut's precision (recall) is therefore estimated from the tag's true positives plus ``PRIOR_PAIRS``
+pseudo-pairs whose rate is what the calibrated scores themselves predict for that cut (the mean
+calibrated score above it): a Beta prior centred on the calibration's prediction, so a tag with 10
+positives leans on its scores and one with 300 on its labels; the calibrated prediction is monotone
+in the cut, which is what stops the chase of the noise. The cut is accepted when the posterior mean
+(``CONFIDENCE_Z`` = 0; a positive z asks for a one-sided Wilson lower bound instead) reaches the
+target: the rule aims at the asked precision, not above it. Until BENCHMARKS 11e the rule asked for
+the z = 0.5 lower bound with 20 pseudo-pairs; that margin overshot wherever tags have few positives
+(generated calibrated scores, 400 items: 0.926 for 0.9; the demo corpus 0.938 and 0.946 held out),
+while 50 pseudo-pairs and no margin land at 0.903 and 0.92-0.93.
 
 A tag with fewer than ``min_positives`` positives gets one threshold pooled over all such tags
 (on calibrated scores they share a scale), because a threshold picked on three positives is noise.
@@ -28,10 +34,10 @@ from adtag.errors import AdtagError
 
 GOALS = ("f1", "precision", "recall")
 MIN_SUPPORT = 3  # true positives a precision cut must rest on
-# Precision/recall goals: the cut's lower confidence bound (Wilson, z = 0.5: one-sided 69%) must reach
+# Precision/recall goals: the cut's posterior mean (z = 0; z > 0: a one-sided Wilson lower bound) must reach
 # the target, with PRIOR_PAIRS pseudo-pairs of the calibrated scores' own prediction added to the counts.
-CONFIDENCE_Z = 0.5
-PRIOR_PAIRS = 20.0
+CONFIDENCE_Z = 0.0
+PRIOR_PAIRS = 50.0
 
 
 @dataclass(frozen=True)
@@ -159,8 +165,8 @@ def fit_thresholds(
     if goal.kind == "precision" and not np.isfinite(values).any():
         best = _best_precision(scores, y)
         raise AdtagError(
-            f"--decide {goal}: impossible target, no tag reaches precision {goal.value:g} by its lower confidence "
-            f"bound on the out-of-fold predictions (counted on its pairs and on what its scores predict); the best "
+            f"--decide {goal}: impossible target, no tag reaches precision {goal.value:g} by its estimate "
+            f"on the out-of-fold predictions (counted on its pairs and on what its scores predict); the best "
             f"counted pooled precision with at least {MIN_SUPPORT} true positives is {best:.3f}: ask for less"
         )
     return Thresholds(values=values, own=own, goal=goal, pooled=pooled, band=band)
