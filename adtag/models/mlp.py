@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adtag.models.nn import NetTagger, to_tensor
+from adtag.models.nn import Dropout, NetTagger, to_tensor
 
 
 class MLPTagger(NetTagger):
@@ -31,7 +31,7 @@ class MLPTagger(NetTagger):
     def _build(self, d_in: int, n_tags: int) -> nn.Module:
         torch.manual_seed(self.seed)
         drop, h, relu = self.dropout, self.hidden, nn.ReLU()
-        body = [nn.Dropout(min(drop, 0.2)), nn.Linear(d_in, h), relu, nn.Dropout(drop), nn.Linear(h, n_tags)]
+        body = [Dropout(min(drop, 0.2)), nn.Linear(d_in, h), relu, Dropout(drop), nn.Linear(h, n_tags)]
         return nn.Sequential(OrderedDict(body=nn.Sequential(*body)))  # weights saved as body.1.weight, ...
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> MLPTagger:
