@@ -426,21 +426,19 @@ def _two_branch_meta_features(n: int = 120, L: int = 5, seed: int = 0):
     return MetaFeatures(P, np.ones((n, 2), bool), ["good", "noise"], np.zeros((n, 0), np.float32)), Y
 
 
-def test_held_rung_lands_the_stacker_chain_on_the_given_rung_and_restores_it():
-    from adtag.decisions.fit import held_rung
-    from adtag.models import stacker
+def test_a_held_rung_lands_the_stacker_chain_there_and_fits_no_richer_rung():
     from adtag.models.fusions import create_fusion
 
     mf, Y = _two_branch_meta_features()
-    before = dict(stacker.MARGIN)
-    chosen = {}
+    free = create_fusion("stack", 0).fit(mf, Y)
+    assert free.chosen_ != "mean" and "net" in free.cv_gap_
     for rung in ("mean", "linear"):
-        with held_rung(rung):
-            chosen[rung] = create_fusion("stack", 0).fit(mf, Y).chosen_
-    assert chosen == {"mean": "mean", "linear": "linear"}
-    assert stacker.MARGIN == before
-    with held_rung(None):
-        assert stacker.MARGIN == before
+        held = create_fusion("stack", 0, rung=rung).fit(mf, Y)
+        assert held.chosen_ == rung and "net" not in held.cv_gap_
+    assert create_fusion("stack", 0, rung="mean").fit(mf, Y).net_ is None
+    assert create_fusion("stack", 0, rung="blend").fit(mf, Y).chosen_ == "net"  # blend below its size: net
+    with pytest.raises(ValueError, match="unknown rung"):
+        create_fusion("stack", 0, rung="deep")
 
 
 def test_whole_system_oof_refits_the_stacker_on_the_final_stackers_rung():

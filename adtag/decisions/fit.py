@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -16,50 +13,12 @@ from adtag.decisions.thresholds import Goal
 from adtag.errors import AdtagError
 
 
-@contextmanager
-def held_rung(rung: str | None) -> Iterator[None]:
-    """Within the block, the default stacker's chain lands on ``rung`` (None: the chain chooses as usual).
-
-    Why: the decision layer calibrates and thresholds *the final system's* scores, but it is fitted on
-    the whole system's out-of-fold scores, each from a stacker refitted on 4/5 of the items. Left free,
-    each refit runs the chain again and may land on another rung than the final stacker: on the demo
-    corpus (120 training items, cross-validated GAP of the linear and net rungs within 0.0002) two of
-    five refits took the net rung, whose out-of-fold logits spread 4.3 (standard deviation) against
-    the final linear stacker's 2.6 on new items; the calibration map chosen to shrink them (per-tag
-    Platt) then distorted the final scores (that outer fold's held-out ECE 0.028 -> 0.053;
-    BENCHMARKS 11e). Holding the rung is cross-fitting the fitted model rather than the selection
-    procedure: what the refits vary is the data, not the model class. The stacker's chain has no
-    argument for it; its margins (``stacker.MARGIN``) are set for the block so that every richer rung
-    up to ``rung`` is taken and none above it (restored on exit; a rung the chain cannot reach on
-    some fold's items, e.g. blend below its size, leaves that refit to the chain).
-    """
-    if rung is None:
-        yield
-        return
-    from adtag.models import stacker
-
-    order = [r for r in stacker.RUNGS if r != "mean"]
-    if rung != "mean" and rung not in order:
-        yield
-        return
-    upto = 0 if rung == "mean" else order.index(rung) + 1
-    saved = dict(stacker.MARGIN)
-    stacker.MARGIN.update({r: (-math.inf if i < upto else math.inf) for i, r in enumerate(order)})
-    try:
-        yield
-    finally:
-        stacker.MARGIN.clear()
-        stacker.MARGIN.update(saved)
-
-
 class _MetaFeaturesFusion:
-    """Adapts a fusion that takes ``MetaFeatures`` to the (P, present, extras) interface of system_oof;
-    ``rung``: the final stacker's rung, held in each refit (``held_rung``)."""
+    """Adapts a fusion that takes ``MetaFeatures`` to the (P, present, extras) interface of system_oof."""
 
-    def __init__(self, make, branches: list[str], rung: str | None = None) -> None:
+    def __init__(self, make, branches: list[str]) -> None:
         self.fusion = make()
         self.branches = branches
-        self.rung = rung
 
     def _mf(self, P, present, extras):
         from adtag.models.meta_features import MetaFeatures
@@ -67,8 +26,7 @@ class _MetaFeaturesFusion:
         return MetaFeatures(P, present, self.branches, extras)
 
     def fit(self, P, present, extras, Y) -> _MetaFeaturesFusion:
-        with held_rung(self.rung):
-            self.fusion.fit(self._mf(P, present, extras), Y)
+        self.fusion.fit(self._mf(P, present, extras), Y)
         return self
 
     def predict_proba(self, P, present, extras) -> np.ndarray:
@@ -84,9 +42,14 @@ def tagger_oof_scores(tagger: Any, Y: np.ndarray, folds: int | None = None, item
     """The whole system's out-of-fold scores on the training items the tagger was fitted on.
 
     A fusion over meta-features is refitted K-fold on the cached out-of-fold meta-features (no
-    branch is refitted), the default stacker on the rung the final one chose (``held_rung``); a
-    fusion network over the features (``on == "features"``) is refitted K-fold on the featurized
-    ``items`` (the training items, in the order of ``Y``).
+    branch is refitted), the default stacker held at the rung the final one chose (``Stacker(rung=)``).
+    Why: the layer calibrates and thresholds *the final system's* scores; left free, a refit on 4/5 of
+    the items may land on another rung (on the demo corpus, whose linear and net rungs are within 0.0002,
+    two of five refits took the net rung, whose logits spread 4.3 against the final linear stacker's 2.6,
+    and the calibration chosen to shrink them distorted the final scores: BENCHMARKS 11e). Holding the
+    rung cross-fits the fitted model rather than the selection procedure. A fusion network over the
+    features (``on == "features"``) is refitted K-fold on the featurized ``items`` (the training items,
+    in the order of ``Y``).
     """
     cfg = tagger.config
     folds = folds or cfg.folds
@@ -109,9 +72,10 @@ def tagger_oof_scores(tagger: Any, Y: np.ndarray, folds: int | None = None, item
         )
 
     rung = getattr(getattr(tagger, "fusion_", None), "chosen_", None) if cfg.fusion == "stack" else None
+    options = {**cfg.stacker, **({"rung": rung} if rung else {})}
 
     def make():
-        return _MetaFeaturesFusion(lambda: create_fusion(cfg.fusion, cfg.seed, **cfg.stacker), mf.branches, rung)
+        return _MetaFeaturesFusion(lambda: create_fusion(cfg.fusion, cfg.seed, **options), mf.branches)
 
     return system_oof(mf.P, mf.present, mf.extras, Y, make, folds, cfg.seed)
 

@@ -208,6 +208,9 @@ class Stacker(Estimator):
     ``chosen_``: the rung in use; ``cv_gap_``: each rung's pooled out-of-fold GAP@20 (``holdout_gap_``: the
     chosen one's); ``net_``: the fold nets as one module (None for "mean"); ``n_bags``: the internal folds.
     ``scale_``: one input, a learned rung: a monotone map of its logits onto the input's (the scale all folds share).
+    ``rung``: hold the chain at that rung (the richer ones are not fitted; "blend" below ``BLEND_MIN`` items lands
+    on "net"); None, the default, lets the chain choose. The decision layer's K-fold refits hold the rung the
+    final stacker chose, so that they vary the data and not the model class (BENCHMARKS 11e).
     """
 
     def __init__(
@@ -223,9 +226,12 @@ class Stacker(Estimator):
         patience: int = 12,
         max_items: int | None = 4000,
         seed: int = 0,
+        rung: str | None = None,
     ) -> None:
+        if rung is not None and rung not in RUNGS:
+            raise ValueError(f"unknown rung {rung!r}; choose from {', '.join(RUNGS)}")
         self.kind, self.hidden, self.wide, self.n_bags, self.seed = kind, hidden, wide, n_bags, seed
-        self.max_items = max_items
+        self.max_items, self.rung = max_items, rung
         self.dropout = dropout  # kept for saved configurations: the tag-wise net has no dropout
         self.lr, self.weight_decay, self.max_epochs, self.patience = lr, weight_decay, max_epochs, patience
 
@@ -258,18 +264,22 @@ class Stacker(Estimator):
             self.chosen_, self.net_, self.holdout_gap_ = "net", net, self.cv_gap_["net"]
             return self
         l2, oofs = 1.0 / n, {"mean": to_logits(mean_fusion(P, present))}
-        oofs["linear"] = _predict(_fit_linear(net, data, yt, [tr for tr, _ in parts], l2), data, vas, reps)
-        cv = {"mean": _gap(oofs["mean"], Y), "linear": _gap(oofs["linear"], Y)}
-        cv["net"], oofs["net"] = self._train(net, parts, reps, data, yt, Y, (cv["linear"], oofs["linear"]), self.lr)
-        if n > BLEND_MIN and reps == 1:  # the paper's network on the same internal folds (seed, k)
+        cv, top = {"mean": _gap(oofs["mean"], Y)}, RUNGS.index(self.rung or RUNGS[-1])  # the rungs tried: to top
+        if top >= 1:
+            oofs["linear"] = _predict(_fit_linear(net, data, yt, [tr for tr, _ in parts], l2), data, vas, reps)
+            cv["linear"] = _gap(oofs["linear"], Y)
+        if top >= 2:
+            start = (cv["linear"], oofs["linear"])
+            cv["net"], oofs["net"] = self._train(net, parts, reps, data, yt, Y, start, self.lr)
+        if top >= 3 and n > BLEND_MIN and reps == 1:  # the paper's network on the same internal folds (seed, k)
             paper = Stacker("paper", n_bags=k, max_items=None, seed=self.seed, weight_decay=self.weight_decay)
             self.paper_ = paper.fit(MetaFeatures(P, present, mf.branches, ex), Y, (cv["net"], oofs["net"]))
             oofs["blend"] = (oofs["net"] + paper.oof_) / 2
             cv["blend"] = _gap(oofs["blend"], Y)
-        chosen = "mean"
-        for rung in [r for r in RUNGS[1:] if r in cv]:  # a richer rung must beat the one chosen so far by its margin
+        chosen = "mean" if self.rung is None else max(cv, key=RUNGS.index)  # held: the richest rung tried
+        for rung in [r for r in RUNGS[1:] if r in cv and self.rung is None]:  # a richer rung must beat the one
             noise = _noise(oofs[rung], oofs["mean"], Y, self.seed) if chosen == "mean" and B == 1 else 0.0
-            chosen = rung if cv[rung] >= cv[chosen] + max(MARGIN[rung], noise) else chosen
+            chosen = rung if cv[rung] >= cv[chosen] + max(MARGIN[rung], noise) else chosen  # chosen by its margin
         self.cv_gap_ = {r: round(float(v), 4) for r, v in cv.items()}
         self.chosen_, self.holdout_gap_ = chosen, float(cv[chosen])
         if chosen == "linear":  # few weights, no early stopping: refit on every item
