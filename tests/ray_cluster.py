@@ -173,6 +173,10 @@ def crash_check(out: str) -> int:
 
 
 def main(plan_path: str) -> int:
+    # The steps' Ctrl-C must reach a Python that turns it into KeyboardInterrupt: a test run started in
+    # the background of a shell (``cmd &``, nohup) inherits SIGINT ignored, every child after it too, and
+    # the interrupted run then finishes (exit 1, not 130). A handler set here is reset to the default by exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     plan = json.loads(Path(plan_path).read_text())
     temp = plan["temp"]
     results: dict = {"steps": []}
