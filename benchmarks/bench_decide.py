@@ -72,12 +72,11 @@ def outer_split(n: int, fold: int, folds: int = 5, seed: int = 0) -> tuple[np.nd
     return np.concatenate([perm[:lo], perm[hi:]]), perm[lo:hi]
 
 
-def kept_oof(kept: Path, train: list[Item], Ytr: np.ndarray) -> np.ndarray:
+def kept_oof(kept: Path, tagger: Tagger, train: list[Item], Ytr: np.ndarray) -> np.ndarray:
     """The whole-system out-of-fold scores fitted again, with today's decision code, on a kept system's
     out-of-fold meta-features (its ``meta_features.npz``; the extras are featurized again)."""
     from adtag.models.meta_features import MetaFeatures
 
-    tagger = Tagger.load(kept)
     with np.load(kept / "meta_features.npz") as z:
         P, present, branches = z["P"], z["present"], [str(b) for b in z["branches"]]
     extras = tagger._branch_inputs(tagger.features(train))[3]
@@ -109,10 +108,11 @@ def outer_arrays(
     if f.is_file():
         z = np.load(f)
         oof, raw, wall, cpu = z["oof"], z["raw"], None, None
-        if rescore and kept is not None and kept.is_dir():
-            raw = Tagger.load(kept).predict_proba(test)
-        if refit_oof and kept is not None and kept.is_dir():
-            oof = kept_oof(kept, train, Ytr)
+        system = Tagger.load(kept) if (rescore or refit_oof) and kept is not None and kept.is_dir() else None
+        if rescore and system is not None:
+            raw = system.predict_proba(test)
+        if refit_oof and system is not None:
+            oof = kept_oof(kept, system, train, Ytr)
     else:
         t0, c0 = time.time(), cpu_seconds()
         oof, raw, tagger, _ = train_scores(train, test, vocab, seed=TRAIN_SEED)

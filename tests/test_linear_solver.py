@@ -65,7 +65,6 @@ def test_column_budget_keeps_the_most_used_columns(monkeypatch):
     X = sp.csr_matrix(X.multiply(np.linspace(0.02, 1, 200) > rng.random(200)))  # columns used unevenly
     Y = (X @ rng.normal(size=(200, 5)) > 0.05).astype(np.float32)
     monkeypatch.setattr(linear, "MAX_COLUMNS", 120)
-    monkeypatch.setattr(linear, "MIN_COLUMNS", 100)
     used = np.bincount(X.indices, minlength=200)
     cols = linear._narrow(X)[1]
     assert len(cols) == 120 and used[cols].min() >= np.delete(used, cols).max()
@@ -208,26 +207,3 @@ def test_path_runs_to_the_weakest_alpha_while_gap_rises(loss: str):
     Y = (X @ rng.normal(size=(200, 6)) > 0.3).astype(np.float32)
     est = LinearTagger(loss=loss).fit_fold(X, Y, np.arange(1200), np.arange(1200, 1500))
     assert est.alpha_ == ALPHAS[-1]
-
-
-def test_relative_column_budget_keeps_the_most_used_columns_holding_the_share(monkeypatch):
-    """With ``NNZ_SHARE`` below 1 a wide input keeps the fewest most-used columns holding that share of its
-    non-zeros, never fewer than MIN_COLUMNS nor more than MAX_COLUMNS; inputs up to MIN_COLUMNS keep all."""
-    from adtag.models import linear
-
-    X = sp.random(400, 300, density=0.05, random_state=9, format="csr", dtype=np.float32)
-    X = sp.csr_matrix(X.multiply(np.linspace(0.05, 1, 300) > np.random.default_rng(9).random(300)))
-    used = np.bincount(X.indices, minlength=300)
-    monkeypatch.setattr(linear, "NNZ_SHARE", 0.8)
-    monkeypatch.setattr(linear, "MIN_COLUMNS", 20)
-    cols = linear._narrow(X)[1]
-    kept = np.sort(used)[::-1]
-    k = int(np.argmax(np.cumsum(kept) >= 0.8 * used.sum())) + 1  # the fewest columns holding 80%
-    assert len(cols) == k < 300 and used[cols].min() >= np.delete(used, cols).max()
-    assert used[cols].sum() >= 0.8 * used.sum() > used[cols].sum() - used[cols].min()
-    monkeypatch.setattr(linear, "MIN_COLUMNS", k + 10)
-    assert len(linear._narrow(X)[1]) == k + 10
-    monkeypatch.setattr(linear, "MAX_COLUMNS", k - 10)
-    assert len(linear._narrow(X)[1]) == k - 10
-    monkeypatch.setattr(linear, "MIN_COLUMNS", 300)
-    assert linear._narrow(X)[1] is None

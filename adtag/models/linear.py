@@ -22,11 +22,7 @@ PATH_ITER = 50  # iterations per alpha-path point, each warm-started from the la
 LATER_ITER = 50  # iterations of a later fold, cold: its held-out GAP is flat by then on text (12b, 12e)
 CHECK_EVERY = 10  # a path point's validation GAP is checked this often: it stops once GAP stops rising (12n)
 MEMORY = 4  # L-BFGS curvature pairs: the history passes are most of an iteration's cost on text
-MAX_COLUMNS = 60_000  # a solve's most-used columns: binds the joint branch (BENCHMARKS 12k) ...
-# ... and below 1, a wide view keeps the fewest most-used columns holding this share of its non-zeros, never
-# fewer than MIN_COLUMNS. Off: 0.92 cut the text branches' CPU by a sixth but the stack lost 0.54 points (12n).
-NNZ_SHARE = 1.0
-MIN_COLUMNS = 20_000
+MAX_COLUMNS = 60_000  # a solve's most-used columns: binds the joint branch, not its views' own (BENCHMARKS 12k)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -197,19 +193,12 @@ class LinearTagger(Estimator):
 
 
 def _narrow(X) -> tuple[Any, np.ndarray | None]:
-    """A sparse ``X`` wider than ``MIN_COLUMNS`` cut to its columns with the most non-zeros: the fewest holding
-    ``NNZ_SHARE`` of them, at least ``MIN_COLUMNS`` and at most ``MAX_COLUMNS``; and those columns."""
-    if not sp.issparse(X) or X.shape[1] <= MIN_COLUMNS:
+    """A sparse ``X`` wider than ``MAX_COLUMNS`` cut to its columns with the most non-zeros, and those columns.
+    (A budget relative to each view's non-zeros was measured and not kept: 0.92 of them cost the stack 0.54
+    points on realistic text, BENCHMARKS 12n.)"""
+    if not sp.issparse(X) or X.shape[1] <= MAX_COLUMNS:
         return X, None
-    used = np.bincount(X.indices, minlength=X.shape[1])
-    order = np.argsort(-used, kind="stable")
-    keep = (
-        int(np.searchsorted(np.cumsum(used[order]), NNZ_SHARE * used.sum() - 0.5)) + 1 if NNZ_SHARE < 1 else len(used)
-    )
-    keep = min(max(keep, MIN_COLUMNS), MAX_COLUMNS)
-    if keep >= X.shape[1]:
-        return X, None
-    cols = np.sort(order[:keep])
+    cols = np.sort(np.argsort(-np.bincount(X.indices, minlength=X.shape[1]), kind="stable")[:MAX_COLUMNS])
     return X[:, cols], cols
 
 
