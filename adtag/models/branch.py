@@ -84,24 +84,60 @@ def make_folds(n: int, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.nda
     return list(KFold(n_folds, shuffle=True, random_state=seed).split(np.arange(n)))
 
 
+def _standardise(est: Estimator, X, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A dense input's mean and scale on a fold's own training rows (the featurizer's statistics include the
+    held-out rows, a new item's never do), for a model that takes them into its first layer; else None."""
+    if sp.issparse(X) or not hasattr(est, "absorb_scaling") or len(rows) <= 1:
+        return None
+    Xr = np.asarray(X[rows], np.float64)
+    return Xr.mean(0), np.where((sd := Xr.std(0)) > 1e-6, sd, 1.0)  # a constant column keeps scale 1
+
+
+def _fold_rows(present: np.ndarray, fold: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A fold's training rows: items without the modality are left out (no evidence), unless none has it."""
+    tr = fold[0]
+    return tr[present[tr]] if present[tr].any() else tr
+
+
 def fit_branch_fold(spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int, k: int, prev=None):
     """Fold ``k`` of a branch (one job: later folds run once fold 1 has chosen the settings ``prev``):
     its held-out probabilities and model. Items without the modality are left out of training (no
     evidence); the branch still scores them and the stacker sees them as absent. A dense input is
-    standardised again on the fold's own rows (the featurizer's statistics include the held-out rows, a
-    new item's never do), then that is taken into the model's first linear layer (same saved format)."""
-    tr, va = folds[k]
-    rows = tr[present[tr]] if present[tr].any() else tr
+    standardised again on the fold's own rows, then that is taken into the model's first linear layer
+    (same saved format)."""
+    va, rows = folds[k][1], _fold_rows(present, folds[k])
     est = make_branch_model(spec.model, seed + k)
-    dense = not sp.issparse(X) and hasattr(est, "absorb_scaling") and len(rows) > 1
-    Xr = np.asarray(X[rows], np.float64) if dense else np.zeros((1, 1))
-    mean, scale = Xr.mean(0), np.where((sd := Xr.std(0)) > 1e-6, sd, 1.0)  # a constant column keeps scale 1
-    Xs = ((X - mean) / scale).astype(np.float32) if dense else X
+    stats = _standardise(est, X, rows)
+    Xs = ((X - stats[0]) / stats[1]).astype(np.float32) if stats else X
     est.fit_fold(Xs, Y, rows, va[present[va]], prev)
     held_out = est.predict_proba(Xs[va])
-    if dense:  # the model fitted on (X - mean) / scale, rewritten to read X
-        est.absorb_scaling(mean, scale)
+    if stats:  # the model fitted on (X - mean) / scale, rewritten to read X
+        est.absorb_scaling(*stats)
     return held_out, est
+
+
+def fits_folds_together(model: str, X) -> bool:
+    """Whether a branch model fits its K fold models as one job (``fit_folds``: the MLP's batched network)."""
+    return hasattr(BRANCH_MODELS[model][0], "fit_folds") and not sp.issparse(X)
+
+
+def fit_branch_folds(spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int) -> list:
+    """Every fold of a branch whose model fits its fold models together (``fits_folds_together``), as one
+    job: ``fit_branch_fold``'s (held-out probabilities, model) for each fold, each fold model the same as
+    that one fitted alone (its seed, rows and standardisation) but for dropout's random draws."""
+    rows = [_fold_rows(present, f) for f in folds]
+    ests = [make_branch_model(spec.model, seed + k) for k in range(len(folds))]
+    stats = [_standardise(e, X, r) for e, r in zip(ests, rows, strict=True)]
+    d = X.shape[1]
+    mean = np.stack([st[0] if st else np.zeros(d) for st in stats])
+    scale = np.stack([st[1] if st else np.ones(d) for st in stats])
+    type(ests[0]).fit_folds(ests, np.asarray(X, np.float32), Y, rows, mean, scale)
+    out = []
+    for (_, va), est, st, m, sc in zip(folds, ests, stats, mean, scale, strict=True):
+        out.append((est.predict_proba(((X[va] - m) / sc).astype(np.float32)), est))
+        if st:
+            est.absorb_scaling(*st)
+    return out
 
 
 def settings(est: Estimator) -> Estimator:

@@ -102,10 +102,11 @@ def fit_meta_features(
     ``inputs(spec)`` is a branch's feature matrix, ``present`` (n, B) which items have each branch's
     modality. ``keys`` (one per spec, see ``branch_keys``) look branches up in ``cache`` (key -> (oof,
     fold models)); ``map_fn`` fits the others (default: in-process; see ``adtag.engines``): fold 1 of every
-    branch, which selects its settings, then the later folds as jobs of their own (all cores busy)."""
+    branch, which selects its settings, then the later folds as jobs of their own (all cores busy), beside
+    each branch whose model fits its K folds together as one job (the MLP's batched fold networks)."""
     from tqdm.auto import tqdm
 
-    from adtag.models.branch import fit_branch_fold, out_of_fold, settings
+    from adtag.models.branch import fit_branch_fold, fit_branch_folds, fits_folds_together, out_of_fold, settings
 
     keys = keys or [""] * len(specs)
     P = np.zeros((len(Y), len(specs), Y.shape[1]), np.float32)
@@ -115,14 +116,29 @@ def fit_meta_features(
         P[:, b], models[specs[b].name] = cache[keys[b]]  # type: ignore[index]
     map_fn = map_fn or (lambda fn, jobs: (fn(*job) for job in jobs))
     xs = {b: inputs(specs[b]) for b in todo}
+    together = [b for b in todo if fits_folds_together(specs[b].model, xs[b])]
+    apart = [b for b in todo if b not in together]
 
     def fit(jobs: list[tuple], desc: str) -> list:
-        args = [(specs[b], xs[b], Y, present[:, b], folds, seed, *j) for b, *j in jobs]
-        return list(tqdm(map_fn(fit_branch_fold, args), total=len(args), desc=desc, disable=not progress))
+        fns = {fn for fn, *_ in jobs}
+        args = [(specs[b], xs[b], Y, present[:, b], folds, seed, *j) for _, b, *j in jobs]
+        if len(fns) > 1:  # one map of both kinds of jobs (no barrier between them)
+            fn, args = _job, [(f, *a) for (f, *_), a in zip(jobs, args, strict=True)]
+        else:
+            fn = fns.pop() if fns else fit_branch_fold
+        return list(tqdm(map_fn(fn, args), total=len(args), desc=desc, disable=not progress))
 
-    first = fit([(b, 0) for b in todo], "branches, fold 1")
-    later = [(b, k, settings(first[i][1])) for i, b in enumerate(todo) for k in range(1, len(folds))]
-    rest = iter(fit(later, "later folds"))
-    for i, b in enumerate(todo):
+    first = fit([(fit_branch_fold, b, 0) for b in apart], "branches, fold 1")
+    later = [(fit_branch_fold, b, k, settings(first[i][1])) for i, b in enumerate(apart) for k in range(1, len(folds))]
+    done = fit([(fit_branch_folds, b) for b in together] + later, "later folds")  # the long jobs first
+    whole, rest = done[: len(together)], iter(done[len(together) :])
+    for i, b in enumerate(apart):
         P[:, b], models[specs[b].name] = out_of_fold(Y.shape, folds, [first[i], *(next(rest) for _ in folds[1:])])
+    for b, fits in zip(together, whole, strict=True):
+        P[:, b], models[specs[b].name] = out_of_fold(Y.shape, folds, fits)
     return MetaFeatures(P, present, [s.name for s in specs], extras, list(keys)), models
+
+
+def _job(fn: Callable[..., Any], *args: Any) -> Any:
+    """One job of a map that mixes single folds (``fit_branch_fold``) and whole branches (``fit_branch_folds``)."""
+    return fn(*args)

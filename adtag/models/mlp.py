@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adtag.models.nn import Dropout, NetTagger, to_tensor
+from adtag.models.nn import Dropout, FoldNets, NetTagger, fit_fold_nets, to_tensor
 
 
 class MLPTagger(NetTagger):
@@ -39,6 +39,40 @@ class MLPTagger(NetTagger):
         xt = to_tensor(X)
         self._fit_net(lambda b: self.net_(xt[b]), Y)
         return self
+
+    @staticmethod
+    def fit_folds(
+        models: list[MLPTagger],
+        X: np.ndarray,
+        Y: np.ndarray,
+        rows: list[np.ndarray],
+        mean: np.ndarray,
+        scale: np.ndarray,
+    ) -> list[int]:
+        """Fit model g on rows ``rows[g]`` of ``(X - mean[g]) / scale[g]``, all in lockstep as one batched
+        network (``FoldNets``: one step of G small networks costs about one step of one; BENCHMARKS.md 12q).
+        Each learns what ``fit`` alone learns (its own initialisation, hold-out, minibatch order and early
+        stopping) but for dropout's random draws. Returns the epochs each model trained."""
+        first = models[0]
+        if any({**m.get_params(), "seed": 0} != {**first.get_params(), "seed": 0} for m in models):
+            raise ValueError("fit_folds: the models differ in more than their seeds")
+        for m in models:
+            m.net_ = m._build(X.shape[1], Y.shape[1])
+        nets = FoldNets([m.net_.body for m in models])
+        xt = to_tensor(X)
+        mu = torch.from_numpy(np.asarray(mean, np.float32))[:, None]
+        inv = torch.from_numpy(1 / np.asarray(scale, np.float32))[:, None]
+
+        def inputs(idx: torch.Tensor) -> torch.Tensor:
+            return (xt.index_select(0, idx.flatten()).view(*idx.shape, -1) - mu).mul_(inv)
+
+        settings = {k: getattr(first, k) for k in ("lr", "weight_decay", "max_epochs", "holdout", "patience")}
+        epochs = fit_fold_nets(nets, inputs, Y, rows, [m.seed for m in models], **settings)
+        for g, m in enumerate(models):
+            nets.export(g, m.net_.body)
+            m.net_.eval()
+            m.epochs_ = epochs[g]
+        return epochs
 
     def absorb_scaling(self, mean: np.ndarray, scale: np.ndarray) -> None:
         """Rewrite a network fitted on (X - mean) / scale to read X (its first linear layer, after dropout)."""
