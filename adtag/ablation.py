@@ -20,12 +20,14 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from adtag.data.manifest import Item
+from adtag.data.modalities import load_array
 from adtag.data.vocab import Vocabulary
 from adtag.engines.local import run_parallel
 from adtag.errors import AdtagError
@@ -59,6 +61,21 @@ class Row(NamedTuple):
 def row_options(stackers: dict[str, dict[str, Any]], config: TrainConfig, table: str) -> dict[str, Any]:
     """The stacker options of one table's rows (``table``: "single", "combinations" or a fusion)."""
     return dict(config.stacker) if table == "stack" else {**config.stacker, **stackers.get(table, {})}
+
+
+IN_MEMORY_BYTES = 256 << 20  # feature files up to this total are read once, not once per outer fold
+
+
+def _in_memory(items: list[Item]) -> list[Item]:
+    """The items with their feature files read into arrays (checked as training reads them), if they are
+    small: every outer fold's job then reads memory, not 4 x (items) files twice over (BENCHMARKS.md 12q)."""
+    paths = [p for it in items for p in it.features.values() if isinstance(p, Path)]
+    if not paths or sum(p.stat().st_size if p.is_file() else 0 for p in paths) > IN_MEMORY_BYTES:
+        return items
+    loaded = [
+        {k: load_array(v, it.id, k) if isinstance(v, Path) else v for k, v in it.features.items()} for it in items
+    ]
+    return [replace(it, features=f) for it, f in zip(items, loaded, strict=True)]
 
 
 def _branches(
@@ -183,7 +200,8 @@ def run_ablation(
     inner = replace(config, jobs=1)
     need_feats = any(FUSIONS[f].on == "features" for f in fusions)
     map_fn = fold_map_fn or partial(run_parallel, n_jobs=config.jobs)
-    jobs = [(items, Y, vocab, inner, tr, te, config.seed + k, need_feats) for k, (tr, te) in enumerate(outer)]
+    loaded = _in_memory(items)
+    jobs = [(loaded, Y, vocab, inner, tr, te, config.seed + k, need_feats) for k, (tr, te) in enumerate(outer)]
     head = jobs[:-1] or jobs  # the last fold's branches run beside the other folds' rows: no worker idles
     folds = list(tqdm(map_fn(_branches, head), total=len(head), desc="branches", disable=not progress))
     # growing combinations, ordered by the first fold's out-of-fold single-modality GAP

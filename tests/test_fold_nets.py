@@ -34,7 +34,7 @@ def test_batched_folds_learn_what_each_fold_learns_alone(no_dropout):
     present = np.ones(len(X), bool)
     present[folds[4][1][:12]] = False  # folds 1-4 train on 126 rows (one batch an epoch), fold 5 on 136 (two)
     alone = [fit_branch_fold(no_dropout, X, Y, present, folds, 7, k) for k in range(5)]
-    together = fit_branch_folds(no_dropout, X, Y, present, folds, 7)
+    (together,) = fit_branch_folds([no_dropout], [X], Y, present[:, None], folds, 7)
     for (p, a), (q, b) in zip(alone, together, strict=True):
         np.testing.assert_allclose(q, p, atol=1e-4)  # held-out rows
         np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X), atol=1e-4)  # raw input (absorbed scaling)
@@ -48,7 +48,7 @@ def test_batched_folds_with_dropout_score_as_well():
     X, Y = tags(n=300, d=20, L=12, seed=1)
     folds, present, spec = make_folds(len(X), 5, 0), np.ones(len(X), bool), BranchSpec("v", "mlp")
     oof_alone, _ = fold_after_fold(spec, X, Y, present, folds)
-    together = fit_branch_folds(spec, X, Y, present, folds, 0)
+    (together,) = fit_branch_folds([spec], [X], Y, present[:, None], folds, 0)
     oof = np.zeros_like(oof_alone)
     for (_, va), (p, _) in zip(folds, together, strict=True):
         oof[va] = p
@@ -56,20 +56,32 @@ def test_batched_folds_with_dropout_score_as_well():
     assert np.abs(oof - oof_alone).max() > 1e-3  # other dropout draws: not the same numbers
 
 
-def test_fit_meta_features_fits_an_mlp_branch_as_one_job(no_dropout):
+def test_fit_meta_features_fits_mlp_branches_of_one_width_as_one_job(no_dropout):
+    """The MLP branches of one input width train as one batched network, one job beside the LR branch's
+    later folds; each branch's out-of-fold scores are those of its folds fitted one after the other."""
     X, Y = tags()
-    folds, present = make_folds(len(X), 4, 0), np.ones((len(X), 2), bool)
-    specs, calls = [no_dropout, BranchSpec("v", "lr")], []
+    X2 = (X[:, ::-1] * 2 + 1).copy()
+    folds, present = make_folds(len(X), 4, 0), np.ones((len(X), 3), bool)
+    present[::7, 1] = False  # one modality missing on some items: its folds train on fewer rows
+    specs, calls = [no_dropout, BranchSpec("w", "mlp0"), BranchSpec("v", "lr")], []
+    inputs = {"v": X, "w": X2}
+
+    def job(fn, args) -> object:  # a job's branch model (a list of them: one job for several branches)
+        fn, args = (args[0], args[1:]) if fn.__name__ == "_job" else (fn, args)
+        return [s.model for s in args[0]] if fn.__name__ == "fit_branch_folds" else args[0].model
 
     def map_fn(fn, jobs):
-        calls.append([job[1].model if fn.__name__ == "_job" else job[0].model for job in jobs])
-        return [fn(*job) for job in jobs]
+        calls.append([job(fn, args) for args in jobs])
+        return [fn(*args) for args in jobs]
 
-    mf, models = fit_meta_features(specs, lambda s: X, present, Y, folds, np.zeros((len(X), 0)), map_fn=map_fn)
-    assert calls == [["lr"], ["mlp0", "lr", "lr", "lr"]]  # fold 1 of lr; the MLP's 4 folds as one job beside lr's
-    oof, _ = fold_after_fold(no_dropout, X, Y, present[:, 0], folds)
-    np.testing.assert_allclose(mf.P[:, 0], oof, atol=1e-4)
-    assert len(models["v/mlp0"]) == 4 and all(isinstance(m, MLPTagger) for m in models["v/mlp0"])
+    mf, models = fit_meta_features(
+        specs, lambda s: inputs[s.modality], present, Y, folds, np.zeros((len(X), 0)), map_fn=map_fn
+    )
+    assert calls == [["lr"], [["mlp0", "mlp0"], "lr", "lr", "lr"]]  # both MLP branches' 4 folds: one job
+    for b, spec in enumerate(specs[:2]):
+        oof, _ = fold_after_fold(spec, inputs[spec.modality], Y, present[:, b], folds)
+        np.testing.assert_allclose(mf.P[:, b], oof, atol=1e-4)
+        assert len(models[spec.name]) == 4 and all(isinstance(m, MLPTagger) for m in models[spec.name])
 
 
 def test_fold_adam_steps_only_the_active_folds_as_torch_adam_would():

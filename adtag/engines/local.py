@@ -34,9 +34,13 @@ def _keep_heap() -> None:
         pass
 
 
-def job_size(args: tuple) -> int:
-    """A job's input size: stored numbers of its arrays (non-zeros of a sparse matrix)."""
-    return sum(a.nnz if sp.issparse(a) else a.size for a in args if sp.issparse(a) or isinstance(a, np.ndarray))
+def job_size(args: tuple | list) -> int:
+    """A job's input size: stored numbers of its arrays (non-zeros of a sparse matrix), in lists too."""
+    return sum(
+        a.nnz if sp.issparse(a) else a.size if isinstance(a, np.ndarray) else job_size(a)
+        for a in args
+        if sp.issparse(a) or isinstance(a, (np.ndarray, list, tuple))
+    )
 
 
 def run_parallel(fn: Callable, jobs: Sequence[tuple], n_jobs: int = 2) -> Iterator[Any]:

@@ -121,20 +121,24 @@ def fits_folds_together(model: str, X) -> bool:
     return hasattr(BRANCH_MODELS[model][0], "fit_folds") and not sp.issparse(X)
 
 
-def fit_branch_folds(spec: BranchSpec, X, Y: np.ndarray, present: np.ndarray, folds: list, seed: int) -> list:
-    """Every fold of a branch whose model fits its fold models together (``fits_folds_together``), as one
-    job: ``fit_branch_fold``'s (held-out probabilities, model) for each fold, each fold model the same as
-    that one fitted alone (its seed, rows and standardisation) but for dropout's random draws."""
-    rows = [_fold_rows(present, f) for f in folds]
-    ests = [make_branch_model(spec.model, seed + k) for k in range(len(folds))]
+def fit_branch_folds(specs: list[BranchSpec], Xs: list, Y: np.ndarray, present: np.ndarray, folds: list, seed: int):
+    """Every fold of some branches of one model (``fits_folds_together``) and input width, as one job: for
+    each branch, ``fit_branch_fold``'s (held-out probabilities, model) of each fold. All their fold models
+    train as one batched network, each the same as fitted alone (its seed, rows and standardisation) but for
+    dropout's random draws. ``present``: (n, branches)."""
+    n, K = len(Y), len(folds)
+    rows = [b * n + _fold_rows(present[:, b], f) for b in range(len(specs)) for f in folds]  # rows of the stack
+    ests = [make_branch_model(s.model, seed + k) for s in specs for k in range(K)]
+    X = np.concatenate([np.asarray(x, np.float32) for x in Xs])  # the branches' inputs one above the other
     stats = [_standardise(e, X, r) for e, r in zip(ests, rows, strict=True)]
     d = X.shape[1]
     mean = np.stack([st[0] if st else np.zeros(d) for st in stats])
     scale = np.stack([st[1] if st else np.ones(d) for st in stats])
-    type(ests[0]).fit_folds(ests, np.asarray(X, np.float32), Y, rows, mean, scale)
-    out = []
-    for (_, va), est, st, m, sc in zip(folds, ests, stats, mean, scale, strict=True):
-        out.append((est.predict_proba(((X[va] - m) / sc).astype(np.float32)), est))
+    type(ests[0]).fit_folds(ests, X, np.tile(np.asarray(Y, np.float32), (len(specs), 1)), rows, mean, scale)
+    out: list[list] = [[] for _ in specs]
+    for g, (est, st) in enumerate(zip(ests, stats, strict=True)):
+        b, va = divmod(g, K)[0], folds[g % K][1]
+        out[b].append((est.predict_proba(((Xs[b][va] - mean[g]) / scale[g]).astype(np.float32)), est))
         if st:
             est.absorb_scaling(*st)
     return out

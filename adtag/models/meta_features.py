@@ -116,26 +116,35 @@ def fit_meta_features(
         P[:, b], models[specs[b].name] = cache[keys[b]]  # type: ignore[index]
     map_fn = map_fn or (lambda fn, jobs: (fn(*job) for job in jobs))
     xs = {b: inputs(specs[b]) for b in todo}
-    together = [b for b in todo if fits_folds_together(specs[b].model, xs[b])]
-    apart = [b for b in todo if b not in together]
+    # branches whose model fits its K folds together (the MLP), one job per model and input width
+    groups: dict[tuple, list[int]] = {}
+    for b in todo:
+        if fits_folds_together(specs[b].model, xs[b]):
+            groups.setdefault((specs[b].model, xs[b].shape[1]), []).append(b)
+    apart = [b for b in todo if not any(b in g for g in groups.values())]
 
     def fit(jobs: list[tuple], desc: str) -> list:
         fns = {fn for fn, *_ in jobs}
-        args = [(specs[b], xs[b], Y, present[:, b], folds, seed, *j) for _, b, *j in jobs]
-        if len(fns) > 1:  # one map of both kinds of jobs (no barrier between them)
-            fn, args = _job, [(f, *a) for (f, *_), a in zip(jobs, args, strict=True)]
-        else:
-            fn = fns.pop() if fns else fit_branch_fold
+        fn = fns.pop() if len(fns) == 1 else _job  # one map of both kinds of jobs (no barrier between them)
+        args = [tuple(job[1:]) if fn is not _job else job for job in jobs]
         return list(tqdm(map_fn(fn, args), total=len(args), desc=desc, disable=not progress))
 
-    first = fit([(fit_branch_fold, b, 0) for b in apart], "branches, fold 1")
-    later = [(fit_branch_fold, b, k, settings(first[i][1])) for i, b in enumerate(apart) for k in range(1, len(folds))]
-    done = fit([(fit_branch_folds, b) for b in together] + later, "later folds")  # the long jobs first
-    whole, rest = done[: len(together)], iter(done[len(together) :])
+    def one(b: int, *more: Any) -> tuple:
+        return (fit_branch_fold, specs[b], xs[b], Y, present[:, b], folds, seed, *more)
+
+    first = fit([one(b, 0) for b in apart], "branches, fold 1")
+    later = [one(b, k, settings(first[i][1])) for i, b in enumerate(apart) for k in range(1, len(folds))]
+    whole = [
+        (fit_branch_folds, [specs[b] for b in bs], [xs[b] for b in bs], Y, present[:, bs], folds, seed)
+        for bs in groups.values()
+    ]
+    done = fit(whole + later, "later folds")  # the long jobs first
+    rest = iter(done[len(whole) :])
     for i, b in enumerate(apart):
         P[:, b], models[specs[b].name] = out_of_fold(Y.shape, folds, [first[i], *(next(rest) for _ in folds[1:])])
-    for b, fits in zip(together, whole, strict=True):
-        P[:, b], models[specs[b].name] = out_of_fold(Y.shape, folds, fits)
+    for bs, fits in zip(groups.values(), done[: len(whole)], strict=True):
+        for b, branch in zip(bs, fits, strict=True):
+            P[:, b], models[specs[b].name] = out_of_fold(Y.shape, folds, branch)
     return MetaFeatures(P, present, [s.name for s in specs], extras, list(keys)), models
 
 
