@@ -44,7 +44,6 @@ from adtag.models.tagger import Tagger, TrainConfig, fuse_passes
 FAST_STACKERS: dict[str, dict[str, Any]] = {
     "single": {"max_epochs": 0},  # its rungs "mean" and "linear" (no net): a modality's 2 branches
     "combinations": {"n_bags": 2, "wide": 0},  # 2 internal folds (4 nets, not 10), no wide part
-    "paper": {"paper_lr": 3e-3},  # the paper's network at 3x its learning rate: stops sooner (12j, 12q)
 }
 
 

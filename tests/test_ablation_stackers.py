@@ -52,23 +52,3 @@ def test_row_settings_reach_the_stackers_in_the_workers(tmp_path: Path):
             progress=False,
             stackers={"single": {"no_such_setting": 1}},
         )
-
-
-def test_the_paper_row_trains_at_its_own_learning_rate(monkeypatch):
-    """Table 3's paper row runs the paper's network at ``paper_lr`` 3e-3 (BENCHMARKS.md 12q); the paper
-    network anywhere else (``create_fusion("paper")``, the chain's blend rung) keeps 1e-3."""
-    from adtag.ablation import FAST_STACKERS, row_options
-    from adtag.models.fusions import create_fusion
-    from adtag.models.meta_features import MetaFeatures
-    from adtag.models.stacker import Stacker
-
-    rates, train = [], Stacker._train
-    monkeypatch.setattr(Stacker, "_train", lambda self, *a, **kw: rates.append(a[7]) or train(self, *a, **kw))
-    rng = np.random.default_rng(0)
-    Y = (rng.random((60, 5)) < 0.3).astype(np.float32)
-    mf = MetaFeatures(rng.random((60, 2, 5)).astype(np.float32), np.ones((60, 2), bool), ["a/lr", "b/lr"], Y[:, :0])
-    options = row_options(FAST_STACKERS, TrainConfig(), "paper")
-    create_fusion("paper", 0, **options, max_epochs=2).fit(mf, Y)
-    create_fusion("paper", 0, max_epochs=2).fit(mf, Y)
-    assert rates == [3e-3, 1e-3]
-    assert row_options(FAST_STACKERS, TrainConfig(), "stack") == {}  # the headline row: the default stacker

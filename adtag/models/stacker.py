@@ -227,12 +227,11 @@ class Stacker(Estimator):
         max_items: int | None = 4000,
         seed: int = 0,
         rung: str | None = None,
-        paper_lr: float = 1e-3,  # kind "paper" (and the blend rung's paper network): its learning rate
     ) -> None:
         if rung is not None and rung not in RUNGS:
             raise ValueError(f"unknown rung {rung!r}; choose from {', '.join(RUNGS)}")
         self.kind, self.hidden, self.wide, self.n_bags, self.seed = kind, hidden, wide, n_bags, seed
-        self.max_items, self.rung, self.paper_lr = max_items, rung, paper_lr
+        self.max_items, self.rung = max_items, rung
         self.dropout = dropout  # kept for saved configurations: the tag-wise net has no dropout
         self.lr, self.weight_decay, self.max_epochs, self.patience = lr, weight_decay, max_epochs, patience
 
@@ -260,7 +259,7 @@ class Stacker(Estimator):
         parts = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for fold in folds for f in range(k)]
         net, vas, self.paper_, self.scale_ = self._build(len(parts)), [va for _, va in parts], None, None
         if self.kind == "paper":  # (its out-of-fold logits kept for the chain's blend rung)
-            gap, self.oof_ = self._train(net, parts, reps, data, yt, Y, (-np.inf, None), self.paper_lr, blend_with)
+            gap, self.oof_ = self._train(net, parts, reps, data, yt, Y, (-np.inf, None), 1e-3, blend_with)
             self.cv_gap_ = {"net": gap}
             self.chosen_, self.net_, self.holdout_gap_ = "net", net, self.cv_gap_["net"]
             return self
