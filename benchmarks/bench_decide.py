@@ -153,11 +153,17 @@ def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return ((c - m) / (1 + z * z / n), (c + m) / (1 + z * z / n))
 
 
-def goal_row(decided: np.ndarray, Y: np.ndarray) -> dict:
+def goal_row(decided: np.ndarray, Y: np.ndarray, cal: np.ndarray | None = None) -> dict:
+    """Decision scores of a goal's decisions, the decided pairs and a 95% Wilson interval of their precision;
+    with ``cal`` (the calibrated scores), the precision those scores predict for the decided pairs (their
+    mean): what the cut rule aims at, so that a miss splits into the rule's aim and the new items' shift."""
     r = decision_scores(decided, Y)
     tp, n = int((decided & (Y > 0)).sum()), int(decided.sum())
     lo, hi = wilson_interval(tp, n)
-    return {**r, "decided_pairs": n, "precision_ci95": [round(lo, 4), round(hi, 4)]}
+    row = {**r, "decided_pairs": n, "precision_ci95": [round(lo, 4), round(hi, 4)]}
+    if cal is not None:
+        row["predicted_precision"] = round(float(cal[decided].mean()), 4) if n else None
+    return row
 
 
 # The decision layer before issue 13's second pass, refitted in the same run as the reference:
@@ -265,7 +271,7 @@ def quality(
             "top-k": decision_scores(P["top-k"], Y),
         },
         "goals": {
-            f"{goal} ({tag})": goal_row(P[f"{goal} {tag}"], Y)
+            f"{goal} ({tag})": goal_row(P[f"{goal} {tag}"], Y, P[f"cal {tag}"])
             for goal in ("precision=0.9", "recall=0.8")
             for tag in ("before", "after")
         },
@@ -437,7 +443,8 @@ def markdown(quality_rows: list[dict], audit_rows: list[dict], taac_rows: list[d
         out += [
             "| set | items (outer folds) | ECE raw / before / **after** (noise floor) | ECE cross-fitted before -> "
             "after | GAP raw / before / after | macro F1: decide f1 before / after / 0.5 / top-k | "
-            "precision=0.9 before: P [95% CI], R | after: P [95% CI], R | recall=0.8 before: R, P | after: R, P |",
+            "precision=0.9 before: P [95% CI] (aim), R | after: P [95% CI] (aim), R | "
+            "recall=0.8 before: R, P | after: R, P |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
     for r in quality_rows:
@@ -446,7 +453,8 @@ def markdown(quality_rows: list[dict], audit_rows: list[dict], taac_rows: list[d
         def pr(key: str, g: dict = g) -> str:
             x = g[key]
             lo, hi = x["precision_ci95"]
-            return f"{x['micro_precision']:.3f} [{lo:.3f}, {hi:.3f}], {x['micro_recall']:.3f}"
+            aim = f" (aim {x['predicted_precision']:.3f})" if x.get("predicted_precision") is not None else ""
+            return f"{x['micro_precision']:.3f} [{lo:.3f}, {hi:.3f}]{aim}, {x['micro_recall']:.3f}"
 
         def rp(key: str, g: dict = g) -> str:
             return f"{g[key]['micro_recall']:.3f}, {g[key]['micro_precision']:.3f}"
