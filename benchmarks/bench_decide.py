@@ -303,7 +303,8 @@ def seeds_pooled(
     for cache, models in runs:
         missing = sorted(set(range(folds)) - set(cached_folds(name, cache, folds)))
         if missing:
-            raise SystemExit(f"--seed-runs: {cache} lacks the arrays of outer folds {missing} of {name}")
+            print(f"--seed-runs: {cache} lacks the arrays of outer folds {missing} of {name}", file=sys.stderr)
+            raise SystemExit(2)
         parts = [outer_arrays(name, k, cache, folds, models, rescore, refit_oof) for k in range(folds)]
         n, L = sum(len(p["te"]) for p in parts), len(parts[0]["tags"])
         d, y, c = np.zeros((n, L), bool), np.zeros((n, L), bool), np.zeros((n, L))
@@ -312,7 +313,8 @@ def seeds_pooled(
             c[p["te"]], d[p["te"]], _ = layer.decide(p["raw"])
             y[p["te"]] = p["Yte"] > 0
         if Y is not None and not np.array_equal(Y, y):
-            raise SystemExit("--seed-runs: the runs do not hold the same items")
+            print(f"--seed-runs: {cache} does not hold the same items as the runs before it", file=sys.stderr)
+            raise SystemExit(2)
         Y = y
         decided.append(d)
         cal.append(c)
