@@ -20,6 +20,7 @@ from adtag.optimize import minimize_lbfgs
 ALPHAS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
 PATH_ITER = 50  # iterations per alpha-path point, each warm-started from the last (BENCHMARKS.md 12e)
 LATER_ITER = 25  # iterations of a later fold, cold: preconditioned, its held-out GAP is flat by then on text (12p)
+LATER_ITER_DENSE = 50  # the same for dense inputs (not preconditioned: standardised columns; 12b, 12e)
 CHECK_EVERY = 10  # a path point's validation GAP is checked this often: it stops once GAP stops rising (12n)
 MEMORY = 4  # L-BFGS curvature pairs: the history passes are most of an iteration's cost on text
 MAX_COLUMNS = 60_000  # a solve's most-used columns: binds the joint branch, not its views' own (BENCHMARKS 12k)
@@ -149,9 +150,11 @@ class LinearTagger(Estimator):
 
     def fit(self, X, Y: np.ndarray, init: LinearTagger | None = None) -> LinearTagger:
         """Fit at ``alpha``; ``init`` (the first fold's model) lends its chosen ``alpha_`` and ``platt_``,
-        and the solve then stops after ``LATER_ITER`` iterations. It starts cold (see ``fit_fold``)."""
+        and the solve then stops after ``LATER_ITER`` iterations (sparse, preconditioned; ``LATER_ITER_DENSE``
+        on dense inputs). It starts cold (see ``fit_fold``)."""
         X, Y = _as_input(X), np.asarray(Y, dtype=np.float32)
-        max_iter = self.max_iter if init is None else min(LATER_ITER, self.max_iter)
+        later = LATER_ITER if PRECONDITION and sp.issparse(X) else LATER_ITER_DENSE
+        max_iter = self.max_iter if init is None else min(later, self.max_iter)
         self.alpha_ = init.alpha_ if init is not None else self.alpha
         self.platt_ = init.platt_.copy() if init is not None else np.array([1.0, 0.0])
         Xs, cols = _narrow(X)
