@@ -153,11 +153,17 @@ def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return ((c - m) / (1 + z * z / n), (c + m) / (1 + z * z / n))
 
 
-def goal_row(decided: np.ndarray, Y: np.ndarray) -> dict:
+def goal_row(decided: np.ndarray, Y: np.ndarray, cal: np.ndarray | None = None) -> dict:
+    """Decision scores of a goal's decisions, the decided pairs and a 95% Wilson interval of their precision;
+    with ``cal`` (the calibrated scores), the precision those scores predict for the decided pairs (their
+    mean): what the cut rule aims at, so that a miss splits into the rule's aim and the new items' shift."""
     r = decision_scores(decided, Y)
     tp, n = int((decided & (Y > 0)).sum()), int(decided.sum())
     lo, hi = wilson_interval(tp, n)
-    return {**r, "decided_pairs": n, "precision_ci95": [round(lo, 4), round(hi, 4)]}
+    row = {**r, "decided_pairs": n, "precision_ci95": [round(lo, 4), round(hi, 4)]}
+    if cal is not None:
+        row["predicted_precision"] = round(float(cal[decided].mean()), 4) if n else None
+    return row
 
 
 # The decision layer before issue 13's second pass, refitted in the same run as the reference:
@@ -265,7 +271,7 @@ def quality(
             "top-k": decision_scores(P["top-k"], Y),
         },
         "goals": {
-            f"{goal} ({tag})": goal_row(P[f"{goal} {tag}"], Y)
+            f"{goal} ({tag})": goal_row(P[f"{goal} {tag}"], Y, P[f"cal {tag}"])
             for goal in ("precision=0.9", "recall=0.8")
             for tag in ("before", "after")
         },
@@ -278,6 +284,61 @@ def quality(
         "cpu_s": round(cpu_seconds() - c0, 1),
     }
     return out
+
+
+def seeds_pooled(
+    name: str,
+    runs: list[tuple[Path, Path | None]],
+    folds: int = 5,
+    rescore: bool = False,
+    refit_oof: bool = False,
+    goal: str = "precision=0.9",
+    draws: int = 2000,
+) -> dict:
+    """A goal's held-out precision over several trained systems of one set (``runs``: each a cache and
+    its kept systems, e.g. one per ``--train-seed``), per run and their mean. The runs share the outer
+    folds' items, so their errors are not independent: the mean's 95% interval comes from resampling
+    the held-out items (all runs together, the fitted thresholds fixed), not from the runs' spread."""
+    decided, cal, Y, rows = [], [], None, []
+    for cache, models in runs:
+        missing = sorted(set(range(folds)) - set(cached_folds(name, cache, folds)))
+        if missing:
+            print(f"--seed-runs: {cache} lacks the arrays of outer folds {missing} of {name}", file=sys.stderr)
+            raise SystemExit(2)
+        parts = [outer_arrays(name, k, cache, folds, models, rescore, refit_oof) for k in range(folds)]
+        n, L = sum(len(p["te"]) for p in parts), len(parts[0]["tags"])
+        d, y, c = np.zeros((n, L), bool), np.zeros((n, L), bool), np.zeros((n, L))
+        for p in parts:
+            layer = fit_layer(p["oof"], p["Ytr"], p["tags"], False).with_goal(goal)
+            c[p["te"]], d[p["te"]], _ = layer.decide(p["raw"])
+            y[p["te"]] = p["Yte"] > 0
+        if Y is not None and not np.array_equal(Y, y):
+            print(f"--seed-runs: {cache} does not hold the same items as the runs before it", file=sys.stderr)
+            raise SystemExit(2)
+        Y = y
+        decided.append(d)
+        cal.append(c)
+        rows.append({"cache": str(cache), **goal_row(d, y, c)})
+    D = np.array(decided)
+
+    def precision(idx: np.ndarray) -> np.ndarray:
+        y = Y[idx]
+        return np.array([(D[r, idx] & y).sum() / max(D[r, idx].sum(), 1) for r in range(len(D))])
+
+    rng = np.random.default_rng(0)
+    boot = np.array([precision(rng.integers(0, len(Y), len(Y))).mean() for _ in range(draws)])
+    p = precision(np.arange(len(Y)))
+    return {
+        "set": name,
+        "goal": goal,
+        "items": int(len(Y)),
+        "runs": rows,
+        "mean_precision": round(float(p.mean()), 4),
+        "runs_sd": round(float(p.std(ddof=1)), 4) if len(p) > 1 else None,
+        "mean_ci95_item_bootstrap": [round(float(np.quantile(boot, q)), 4) for q in (0.025, 0.975)],
+        "mean_predicted_precision": round(float(np.mean([r["predicted_precision"] for r in rows])), 4),
+        "distinct_decided_pairs": int(D.any(0).sum()),
+    }
 
 
 def corrupt(Y: np.ndarray, drop: float, add: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -437,7 +498,8 @@ def markdown(quality_rows: list[dict], audit_rows: list[dict], taac_rows: list[d
         out += [
             "| set | items (outer folds) | ECE raw / before / **after** (noise floor) | ECE cross-fitted before -> "
             "after | GAP raw / before / after | macro F1: decide f1 before / after / 0.5 / top-k | "
-            "precision=0.9 before: P [95% CI], R | after: P [95% CI], R | recall=0.8 before: R, P | after: R, P |",
+            "precision=0.9 before: P [95% CI] (aim), R | after: P [95% CI] (aim), R | "
+            "recall=0.8 before: R, P | after: R, P |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
     for r in quality_rows:
@@ -446,7 +508,8 @@ def markdown(quality_rows: list[dict], audit_rows: list[dict], taac_rows: list[d
         def pr(key: str, g: dict = g) -> str:
             x = g[key]
             lo, hi = x["precision_ci95"]
-            return f"{x['micro_precision']:.3f} [{lo:.3f}, {hi:.3f}], {x['micro_recall']:.3f}"
+            aim = f" (aim {x['predicted_precision']:.3f})" if x.get("predicted_precision") is not None else ""
+            return f"{x['micro_precision']:.3f} [{lo:.3f}, {hi:.3f}]{aim}, {x['micro_recall']:.3f}"
 
         def rp(key: str, g: dict = g) -> str:
             return f"{g[key]['micro_recall']:.3f}, {g[key]['micro_precision']:.3f}"
@@ -516,6 +579,12 @@ def main() -> int:
     )
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     ap.add_argument("--train-seed", type=int, default=0, help="seed of the trained systems (not of the outer split)")
+    ap.add_argument(
+        "--seed-runs",
+        default="",
+        help="CACHE[:MODELS],... trained systems of each set in --sets (e.g. one per --train-seed, folds cached): "
+        "precision=0.9 per run, their mean and its item-bootstrap interval, instead of the quality figures",
+    )
     args = ap.parse_args()
     global TRAIN_SEED
     TRAIN_SEED = args.train_seed
@@ -528,6 +597,16 @@ def main() -> int:
 
         LOADERS["demo"] = lambda: load_manifest(args.demo)
         sets.append("demo")
+    if args.seed_runs:
+        runs = [(Path(c), Path(m) if m else None) for c, _, m in (r.partition(":") for r in args.seed_runs.split(","))]
+        pooled = [seeds_pooled(name, runs, args.folds, args.rescore, args.refit_oof) for name in sets]
+        args.out.mkdir(parents=True, exist_ok=True)
+        meta = {"started": started, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        meta |= {"load_before": load_before, "load_after": os.getloadavg()}
+        text = json.dumps({"meta": meta, "seeds": pooled}, indent=2) + "\n"
+        (args.out / "decide_seeds.json").write_text(text, encoding="utf-8")
+        print(text)
+        return 0
     q = []
     for name in sets:
         q.append(quality(name, args.cache, args.folds, args.cached_only, args.models, args.rescore, args.refit_oof))
