@@ -66,8 +66,9 @@ def holdout_split(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.nda
 
 
 def stop_score(logits: np.ndarray, Y: np.ndarray) -> float:
-    """What early stopping maximises: GAP@20 on the hold-out, ties broken toward calibrated scores."""
-    return gap_at_k(logits, Y) - 1e-3 * float(np.mean((1 / (1 + np.exp(-logits)) - Y) ** 2))
+    """What early stopping maximises (and the stacker's rungs are chosen on): GAP@20, ties broken toward
+    calibrated scores."""
+    return gap_at_k(logits, Y) - 1e-3 * float(np.mean((1 / (1 + np.exp(-np.clip(logits, -50, 50))) - Y) ** 2))
 
 
 class FoldNets(torch.nn.Module):
@@ -192,13 +193,11 @@ class NetTagger(Estimator):
         return self
 
 
-def _padded(chunks: list[np.ndarray]) -> tuple[torch.Tensor, np.ndarray]:
-    """Row lists of unequal lengths as one (G, longest) index tensor (each padded with its first row, or 0)
-    and their lengths."""
-    m = max(1, *(len(c) for c in chunks))
-    idx = np.zeros((len(chunks), m), np.int64)
-    for g, c in enumerate(chunks):
-        idx[g] = np.resize(c, m) if len(c) else 0
+def fold_rows(chunks: list[np.ndarray], m: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+    """Row lists of unequal lengths as one (G, m) index tensor (m: the longest, at least 1), each repeated
+    from its start to length m (an empty one: row 0), and their lengths."""
+    m = m or max(1, *(len(c) for c in chunks))
+    idx = np.stack([np.resize(np.asarray(c, np.int64), m) for c in chunks])  # (np.resize of nothing: zeros)
     return torch.from_numpy(idx), np.array([len(c) for c in chunks])
 
 
@@ -225,7 +224,7 @@ def fit_fold_nets(
     yt = torch.from_numpy(np.asarray(Y, dtype=np.float32))
     splits = [holdout_split(len(r), holdout, s) for r, s in zip(rows, seeds, strict=True)]
     tr = [r[t] for r, (t, _) in zip(rows, splits, strict=True)]
-    va, n_va = _padded([r[v] for r, (_, v) in zip(rows, splits, strict=True)])
+    va, n_va = fold_rows([r[v] for r, (_, v) in zip(rows, splits, strict=True)])
     rngs = [np.random.default_rng(s) for s in seeds]
     torch.manual_seed(seeds[0])
     opt = FoldAdam(nets, lr, weight_decay)
@@ -240,7 +239,7 @@ def fit_fold_nets(
             orders = [rng.permutation(t) if on else t[:0] for rng, t, on in zip(rngs, tr, live, strict=True)]
             epochs += live
             for start in range(0, max(map(len, orders)), batch):
-                idx, n = _padded([o[start : start + batch] for o in orders])
+                idx, n = fold_rows([o[start : start + batch] for o in orders])
                 w = torch.from_numpy((np.arange(idx.shape[1]) < n[:, None]) / np.maximum(n * L, 1)[:, None])
                 nets.grad.zero_()
                 logits = nets(inputs(idx))

@@ -30,7 +30,7 @@ from adtag.metrics import gap_at_k
 from adtag.models.base import Estimator
 from adtag.models.fusions import mean_fusion
 from adtag.models.meta_features import MetaFeatures
-from adtag.models.nn import Dropout, load_numpy_state, state_to_numpy
+from adtag.models.nn import Dropout, fold_rows, load_numpy_state, state_to_numpy, stop_score
 
 EPS = 1e-4
 RUNGS = ("mean", "linear", "net", "blend")
@@ -142,11 +142,6 @@ class _PaperNet(nn.Module):
         return self.body(wide_in)
 
 
-def _rows(rows: list[np.ndarray], m: int = 0) -> torch.Tensor:
-    """Fold g's rows as row g of a (G, m) index tensor, repeated to length m (default: the longest)."""
-    return torch.from_numpy(np.stack([np.resize(r, m or max(map(len, rows))) for r in rows]))
-
-
 def _take(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``t[idx]`` for a (G, m) index tensor, 3-4x faster (``index_select``: one row copy at a time)."""
     return t.index_select(0, idx.flatten()).view(*idx.shape, *t.shape[1:])
@@ -154,7 +149,7 @@ def _take(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 def _predict(net: nn.Module, data: tuple[torch.Tensor, ...], rows: list[np.ndarray], times: int) -> np.ndarray:
     """Fold net g's logits on rows[g], summed per item over the nets / times (in chunks of rows: bounded memory)."""
-    idx, out = _rows(rows), np.zeros((len(data[0]), data[0].shape[2]), np.float32)
+    idx, out = fold_rows(rows)[0], np.zeros((len(data[0]), data[0].shape[2]), np.float32)
     step = max(16, 2**22 // (len(rows) * data[0].shape[2] * (2 * data[0].shape[1] + 8)))
     with torch.inference_mode():
         for s in range(0, idx.shape[1], step):
@@ -175,15 +170,10 @@ def _noise(a: np.ndarray, b: np.ndarray, Y: np.ndarray, seed: int, draws: int = 
     return float(np.std([gap_at_k(a[i], Y[i]) - gap_at_k(b[i], Y[i]) for i in idx]))
 
 
-def _gap(logits: np.ndarray, Y: np.ndarray) -> float:
-    """Pooled GAP@20, ties broken toward calibrated scores (as the early stopping does)."""
-    return gap_at_k(logits, Y) - 1e-3 * float(np.mean((1 / (1 + np.exp(-np.clip(logits, -50, 50))) - Y) ** 2))
-
-
 def _fit_linear(net: _StackerNet, data: tuple, yt: torch.Tensor, rows: list[np.ndarray], l2: float) -> _StackerNet:
     """Fit the averaging part (branch weights, scales, tag bias) of fold g on rows[g]: full-batch L-BFGS."""
     net.linear_only = True
-    idx, params = _rows(rows), [net.bias, net.alpha, net.alpha_p, net.scale, net.scale_p]
+    idx, params = fold_rows(rows)[0], [net.bias, net.alpha, net.alpha_p, net.scale, net.scale_p]
     z, mask, y = _take(data[0], idx), _take(data[1], idx), _take(yt, idx)
     n_g = torch.tensor([[len(r)] for r in rows])  # each fold's mean loss, the repeated rows weighing 0
     wt = ((torch.arange(idx.shape[1])[None] < n_g) / n_g / y.shape[-1])[..., None].expand_as(y)
@@ -264,10 +254,10 @@ class Stacker(Estimator):
             self.chosen_, self.net_, self.holdout_gap_ = "net", net, self.cv_gap_["net"]
             return self
         l2, oofs = 1.0 / n, {"mean": to_logits(mean_fusion(P, present))}
-        cv, top = {"mean": _gap(oofs["mean"], Y)}, RUNGS.index(self.rung or RUNGS[-1])  # the rungs tried: to top
+        cv, top = {"mean": stop_score(oofs["mean"], Y)}, RUNGS.index(self.rung or RUNGS[-1])  # the rungs tried: to top
         if top >= 1:
             oofs["linear"] = _predict(_fit_linear(net, data, yt, [tr for tr, _ in parts], l2), data, vas, reps)
-            cv["linear"] = _gap(oofs["linear"], Y)
+            cv["linear"] = stop_score(oofs["linear"], Y)
         if top >= 2:
             start = (cv["linear"], oofs["linear"])
             cv["net"], oofs["net"] = self._train(net, parts, reps, data, yt, Y, start, self.lr)
@@ -275,7 +265,7 @@ class Stacker(Estimator):
             paper = Stacker("paper", n_bags=k, max_items=None, seed=self.seed, weight_decay=self.weight_decay)
             self.paper_ = paper.fit(MetaFeatures(P, present, mf.branches, ex), Y, (cv["net"], oofs["net"]))
             oofs["blend"] = (oofs["net"] + paper.oof_) / 2
-            cv["blend"] = _gap(oofs["blend"], Y)
+            cv["blend"] = stop_score(oofs["blend"], Y)
         chosen = "mean" if self.rung is None else max(cv, key=RUNGS.index)  # held: the richest rung tried
         for rung in [r for r in RUNGS[1:] if r in cv and self.rung is None]:  # a richer rung must beat the one
             noise = _noise(oofs[rung], oofs["mean"], Y, self.seed) if chosen == "mean" and B == 1 else 0.0
@@ -306,17 +296,17 @@ class Stacker(Estimator):
         for _epoch in range(self.max_epochs):
             net.train()  # each fold's rows in a fresh order, topped up from its start to steps x size
             self.epochs_ += 1
-            idx = _rows([rng.permutation(tr) for tr, _ in parts], steps * size)
+            idx = fold_rows([rng.permutation(tr) for tr, _ in parts], steps * size)[0]
             for s in range(steps):
                 b = idx[:, s * size : (s + 1) * size]
                 opt.zero_grad()
                 (G * _bce(net(*(_take(t, b) for t in data)), _take(yt, b))).backward()
                 opt.step()
-            if (score := _gap(oof := _predict(net, data, [va for _, va in parts], reps), Y)) > best + 1e-5:
+            if (score := stop_score(oof := _predict(net, data, [va for _, va in parts], reps), Y)) > best + 1e-5:
                 best, best_state, best_oof, bad = score, _copy(net), oof, 0
             elif (bad := bad + 1) >= self.patience:
                 break
-            lag = 0 if blend is None or _gap((blend[1] + oof) / 2, Y) > blend[0] - BLEND_LAG else lag + 1
+            lag = 0 if blend is None or stop_score((blend[1] + oof) / 2, Y) > blend[0] - BLEND_LAG else lag + 1
             if lag >= self.patience:
                 break
         with torch.no_grad():
