@@ -65,11 +65,11 @@ def test_folds_are_scikit_learns_kfold_index_for_index():
             assert tr.dtype == tr2.dtype and te.dtype == te2.dtype
 
 
-def test_ablation_and_training_modules_leave_scikit_learn_unimported():
+def test_ablation_and_training_modules_leave_scikit_learn_and_scipy_optimize_unimported():
     code = (
         "import sys, adtag.cli, adtag.commands.ablate, adtag.ablation, adtag.ablation_report, adtag.models.stacker;"
         "from adtag.models.branch import make_folds; make_folds(50, 5, 0);"
-        "print(sorted(m for m in ('sklearn', 'pandas', 'scipy.stats') if m in sys.modules))"
+        "print(sorted(m for m in ('sklearn', 'pandas', 'scipy.stats', 'scipy.optimize') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
