@@ -52,6 +52,29 @@ def test_a_closure_travels_by_value_and_a_failing_job_raises():
     assert list(run_parallel(_fails, [(0,), (1,)], n_jobs=2)) == [0, 1]  # the workers still serve
 
 
+def _dies_in_a_worker(i: int, main: int, flag: str, size: np.ndarray) -> int:
+    if os.getpid() != main:
+        open(flag, "w").close()
+        os._exit(1)  # a worker killed mid-job (out of memory, a crash)
+    deadline = time.time() + 60
+    while not os.path.exists(flag) and time.time() < deadline:  # this process's job outlasts the worker
+        time.sleep(0.05)
+    time.sleep(0.5)
+    return i
+
+
+def test_a_dead_worker_raises_and_the_next_map_gets_new_workers(tmp_path):
+    from concurrent.futures.process import BrokenProcessPool
+
+    # the worker takes the last job (the largest) and dies while this process runs job 0: job 1, which the
+    # worker would take next, cannot start, and the map raises when its turn comes
+    flag = str(tmp_path / "died")
+    jobs = [(i, os.getpid(), flag, np.zeros(1000 if i == 5 else 100 - i)) for i in range(6)]
+    with pytest.raises(BrokenProcessPool):
+        list(run_parallel(_dies_in_a_worker, jobs, n_jobs=2))
+    assert list(run_parallel(_fails, [(0,), (1,), (2,)], n_jobs=2)) == [0, 1, 2]
+
+
 def test_folds_are_scikit_learns_kfold_index_for_index():
     from sklearn.model_selection import KFold
 

@@ -147,7 +147,12 @@ def run_parallel(fn: Callable, jobs: Sequence[tuple], n_jobs: int = 2) -> Iterat
         with lock:
             if pending and not stop:
                 j = pending.popleft()
-                futures[j] = pool.submit(_call_pickled, payload, jobs[j])
+                try:
+                    futures[j] = pool.submit(_call_pickled, payload, jobs[j])
+                except Exception as exc:  # a broken pool (a worker died): raised when job j's turn comes
+                    futures[j] = Future()
+                    futures[j].set_exception(exc)
+                    return
                 futures[j].add_done_callback(start_next)
 
     try:
