@@ -243,3 +243,14 @@ def test_a_stacker_over_few_branches_is_the_same_with_einsum(monkeypatch):
     theirs = Stacker(n_bags=2, max_epochs=4, rung="net", seed=0).fit(mf, Y)
     assert ours.cv_gap_ == theirs.cv_gap_
     np.testing.assert_array_equal(ours.decision_function(mf), theirs.decision_function(mf))
+
+
+def test_without_a_net_the_internal_folds_only_choose_the_rung():
+    """``max_epochs=0`` (the ablation's Table 1): the linear rung is refitted on every item, so 2 internal folds
+    give the same stacker as 5 where they choose the same rung."""
+    P, Y = _scores(300, [1.0, 2.5], seed=6)
+    train, test = _mf(P[:200]), _mf(P[200:])
+    five, two = (Stacker(max_epochs=0, n_bags=k, seed=0).fit(train, Y[:200]) for k in (5, 2))
+    assert five.chosen_ == two.chosen_ == "linear", (five.cv_gap_, two.cv_gap_)
+    assert five.cv_gap_ != two.cv_gap_  # other internal folds, other out-of-fold scores
+    np.testing.assert_array_equal(five.decision_function(test), two.decision_function(test))
