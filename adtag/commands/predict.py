@@ -117,10 +117,13 @@ def run(args: argparse.Namespace) -> int:
             raise AdtagError(f"{args.input}: nothing to score, every video failed:\n  " + "\n  ".join(failures))
         raise AdtagError(f"{args.input}: nothing to score (no item found)")
     attach_scores(items, args, tagger.vocab_.tags)
-    scores = tagger.predict_proba(items)
     if args.decide is not None:
-        write_decided(args, args.model_dir, tagger.vocab_.tags, [it.id for it in items], scores)
+        from adtag.decisions.fit import scores_for_decisions
+
+        scores, decide_on = scores_for_decisions(tagger, items)  # ranked, and the decision layer's own
+        write_decided(args, args.model_dir, tagger.vocab_.tags, [it.id for it in items], scores, decide_on)
     else:
+        scores = tagger.predict_proba(items)
         write_predictions(args.out, [it.id for it in items], scores, tagger.vocab_.tags, args.top_k)
     print(f"wrote {len(items)} predictions to {args.out}")
     for f in failures:
