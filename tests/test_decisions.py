@@ -349,6 +349,13 @@ def test_report_shows_reliability_and_thresholds(tmp_path):
     d = Decider.fit(s[:800], y[:800], tags, "f1")
     data = decisions_data(d, s[800:], y[800:])
     assert data["ece_after"] < data["ece_before"]
+    # decided on other scores (the layer's refits' mean): the decisions follow them, the calibration does not
+    other = np.clip(s[800:] + 0.15 * (y[800:] - 0.5), 0, 1)
+    moved = decisions_data(d, s[800:], y[800:], decide_on=other)
+    from adtag.metrics import decision_scores
+
+    assert moved["decisions"] == decision_scores(d.decide(other)[1], y[800:]) != data["decisions"]
+    assert moved["ece_after"] == data["ece_after"] and str(moved["reliability"]) == str(data["reliability"])
     path = tmp_path / "r.html"
     render_report(path, decisions=data, **_inputs())
     page = path.read_text(encoding="utf-8")
