@@ -215,8 +215,9 @@ def test_the_paper_network_takes_its_learning_rate_and_epochs_from_its_options()
 
 
 @pytest.mark.parametrize("shape", [(10, 320, 2, 82), (1, 400, 2, 82), (4, 64, 3, 82), (4, 64, 4, 82), (3, 7, 1, 163)])
-def test_the_branch_sum_of_few_branches_is_einsums_to_the_last_bit(shape):
-    """A few branches: the product-and-sum form gives einsum's numbers exactly, forward and gradient."""
+def test_the_branch_sum_of_few_branches_is_einsums(shape):
+    """A few branches: the product-and-sum form gives einsum's numbers, forward and gradient (to the last bit
+    with this machine's MKL, which adds so few terms in order; within float rounding with any BLAS)."""
     gen = torch.Generator().manual_seed(0)
     z, a, g = (
         torch.randn(shape, generator=gen) * 3,
@@ -230,7 +231,7 @@ def test_the_branch_sum_of_few_branches_is_einsums_to_the_last_bit(shape):
         (out * g).sum().backward()
         outs.append((out.detach(), leaf.grad))
     for mine, theirs in zip(*outs, strict=True):
-        torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+        torch.testing.assert_close(mine, theirs, rtol=1e-6, atol=1e-6)
 
 
 def test_a_stacker_over_few_branches_is_the_same_with_einsum(monkeypatch):
@@ -241,8 +242,8 @@ def test_a_stacker_over_few_branches_is_the_same_with_einsum(monkeypatch):
     ours = Stacker(n_bags=2, max_epochs=4, rung="net", seed=0).fit(mf, Y)
     monkeypatch.setattr(stacker, "_branch_sum", lambda w, z: torch.einsum("gbk,gbkl->gbl", w, z))
     theirs = Stacker(n_bags=2, max_epochs=4, rung="net", seed=0).fit(mf, Y)
-    assert ours.cv_gap_ == theirs.cv_gap_
-    np.testing.assert_array_equal(ours.decision_function(mf), theirs.decision_function(mf))
+    assert ours.cv_gap_ == pytest.approx(theirs.cv_gap_, abs=1e-4)
+    np.testing.assert_allclose(ours.decision_function(mf), theirs.decision_function(mf), atol=1e-4)
 
 
 def test_without_a_net_the_internal_folds_only_choose_the_rung():

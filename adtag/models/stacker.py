@@ -98,8 +98,9 @@ class _Linears(nn.Module):
 
 class _BranchSum(torch.autograd.Function):
     """``einsum("gbk,gbkl->gbl", w, z)`` for a few branches (B <= 4), as a product and a sum: einsum runs one
-    1 x B by B x L product per item there (3-4x slower). The same numbers: MKL adds so few terms in order
-    (tests/test_stacker.py checks it), and the gradient is einsum's own batched product. ``z``: no gradient."""
+    1 x B by B x L product per item there (3-4x slower). The same numbers (to the last bit with the MKL measured:
+    it adds so few terms in order; tests/test_stacker.py), and the gradient is einsum's own batched product.
+    ``z``: no gradient."""
 
     @staticmethod
     def forward(ctx: Any, w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
