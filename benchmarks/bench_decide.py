@@ -15,6 +15,9 @@ precision/recall cuts) is refitted on the same arrays as the reference.
 re-fits the decision layer. ``--models DIR`` also keeps each outer fold's fitted system; with
 ``--rescore`` the held-out items are scored again by those systems with today's prediction code
 (how two ways of averaging the fold models were compared on the same models, section 11c).
+Decisions are made on the decision layer's own scores of the held-out items (the mean of the K
+refits behind its out-of-fold scores, ``fit.scores_for_decisions``), where the run has them (a trained
+system, or ``--refit-oof``); GAP and the ranked scores' ECE stay the final system's (BENCHMARKS 11g).
 ``--taac WORKDIR``: the real TAAC tags of 5,000 videos as a task (the
 presentation and style tags are the input text, all 82 tags the labels), trained and evaluated
 per taxonomy group with the CLI. ``--audit SET`` corrupts SET's training labels (drops 10% of the
@@ -41,7 +44,7 @@ from adtag.audit import audit_scores, error_probability, rank_suspects  # noqa: 
 from adtag.data.manifest import Item  # noqa: E402
 from adtag.data.vocab import Vocabulary  # noqa: E402
 from adtag.decisions.decider import Decider  # noqa: E402
-from adtag.decisions.fit import tagger_oof_scores  # noqa: E402
+from adtag.decisions.fit import scores_for_decisions, tagger_oof_scores  # noqa: E402
 from adtag.decisions.oof import fold_ids  # noqa: E402
 from adtag.decisions.thresholds import fit_thresholds, parse_goal  # noqa: E402
 from adtag.metrics import decision_scores, expected_calibration_error, gap_at_k  # noqa: E402
@@ -72,16 +75,25 @@ def outer_split(n: int, fold: int, folds: int = 5, seed: int = 0) -> tuple[np.nd
     return np.concatenate([perm[:lo], perm[hi:]]), perm[lo:hi]
 
 
-def kept_oof(kept: Path, tagger: Tagger, train: list[Item], Ytr: np.ndarray) -> np.ndarray:
+def kept_oof(kept: Path, tagger: Tagger, train: list[Item], Ytr: np.ndarray, keep: list | None = None) -> np.ndarray:
     """The whole-system out-of-fold scores fitted again, with today's decision code, on a kept system's
-    out-of-fold meta-features (its ``meta_features.npz``; the extras are featurized again)."""
+    out-of-fold meta-features (its ``meta_features.npz``; the extras are featurized again); ``keep``
+    receives the refits."""
     from adtag.models.meta_features import MetaFeatures
 
     with np.load(kept / "meta_features.npz") as z:
         P, present, branches = z["P"], z["present"], [str(b) for b in z["branches"]]
     extras = tagger._branch_inputs(tagger.features(train))[3]
     tagger.meta_features_ = MetaFeatures(P, present, branches, extras)
-    return tagger_oof_scores(tagger, Ytr)
+    return tagger_oof_scores(tagger, Ytr, keep=keep)
+
+
+def scored(tagger: Tagger, refits: list, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
+    """(ranked, decide on): the final system's scores of ``items`` and the mean of the decision layer's refits'."""
+    from types import SimpleNamespace
+
+    tagger.decider_ = SimpleNamespace(refits=refits)
+    return scores_for_decisions(tagger, items)
 
 
 def outer_arrays(
@@ -97,7 +109,8 @@ def outer_arrays(
     held-out items, with both label matrices and the held-out positions. ``models``: a folder where
     each outer fold's fitted system is kept; with ``rescore``, the held-out items are scored again by
     the kept system with today's prediction code (the out-of-fold scores do not depend on it); with
-    ``refit_oof``, the out-of-fold scores are fitted again from the kept system (``kept_oof``)."""
+    ``refit_oof``, the out-of-fold scores are fitted again from the kept system (``kept_oof``), and the
+    held-out items are also scored by those refits (``decide_on``; else the cache's, else ``raw``)."""
     items = LOADERS[name]()
     vocab = Vocabulary.from_items([it.tags for it in items])
     tr, te = outer_split(len(items), fold, folds)
@@ -108,29 +121,48 @@ def outer_arrays(
     if f.is_file():
         z = np.load(f)
         oof, raw, wall, cpu = z["oof"], z["raw"], None, None
+        decide_on = z["decide_on"] if "decide_on" in z.files else raw
         system = Tagger.load(kept) if (rescore or refit_oof) and kept is not None and kept.is_dir() else None
         if rescore and system is not None:
-            raw = system.predict_proba(test)
+            raw = decide_on = system.predict_proba(test)
         if refit_oof and system is not None:
-            oof = kept_oof(kept, system, train, Ytr)
+            refits: list = []
+            oof = kept_oof(kept, system, train, Ytr, keep=refits)
+            ranked, decide_on = scored(system, refits, test)
+            raw = ranked if rescore else raw
     else:
         t0, c0 = time.time(), cpu_seconds()
-        oof, raw, tagger, _ = train_scores(train, test, vocab, seed=TRAIN_SEED)
+        oof, raw, tagger, _, decide_on = train_scores(train, test, vocab, seed=TRAIN_SEED)
         wall, cpu = time.time() - t0, cpu_seconds() - c0
         f.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(f, oof=oof, raw=raw)
+        np.savez(f, oof=oof, raw=raw, decide_on=decide_on)
         if kept is not None:
             tagger.save(kept)
-    return {"oof": oof, "raw": raw, "Ytr": Ytr, "Yte": Yte, "te": te, "tags": vocab.tags, "wall_s": wall, "cpu_s": cpu}
+    return {
+        "oof": oof,
+        "raw": raw,
+        "decide_on": decide_on,
+        "Ytr": Ytr,
+        "Yte": Yte,
+        "te": te,
+        "tags": vocab.tags,
+        "wall_s": wall,
+        "cpu_s": cpu,
+    }
 
 
 def train_scores(train: list[Item], test: list[Item], vocab: Vocabulary, seed: int = 0, oof: bool = True):
-    """Out-of-fold scores of the whole system on ``train`` (if ``oof``) and its scores on ``test``."""
+    """Out-of-fold scores of the whole system on ``train`` (if ``oof``), its scores on ``test``, the tagger,
+    the training labels, and the decision layer's scores of ``test`` (its refits' mean; without ``oof``
+    the final system's)."""
     quiet = lambda *a, **k: None  # noqa: E731
     tagger = Tagger(TrainConfig(folds=5, seed=seed)).fit(train, vocab, progress=False, log=quiet)
     Ytr = vocab.encode([it.tags for it in train])
-    oof = tagger_oof_scores(tagger, Ytr) if oof else None
-    return oof, tagger.predict_proba(test), tagger, Ytr
+    refits: list = []
+    oof = tagger_oof_scores(tagger, Ytr, keep=refits) if oof else None
+    raw, decide_on = scored(tagger, refits, test)
+    tagger.decider_ = None
+    return oof, raw, tagger, Ytr, decide_on
 
 
 def ece_floor(cal: np.ndarray, draws: int = 100) -> float:
@@ -234,11 +266,13 @@ def quality(
         for before in (True, False):
             tag = "before" if before else "after"
             d = fit_layer(oof, Ytr, tags, before)
-            cal, dec, _ = d.decide(raw)
-            add(f"cal {tag}", cal)
+            on = raw if before else p["decide_on"]  # the reference layer decides on the final scores
+            cal, dec, _ = d.decide(on)
+            add(f"cal {tag}", d.calibrate(raw))  # the ranked scores, calibrated
+            add(f"cal decided-on {tag}", cal)
             add(f"f1 {tag}", dec)
             for goal in ("precision=0.9", "recall=0.8"):
-                add(f"{goal} {tag}", goal_decisions(d, goal, raw, before))
+                add(f"{goal} {tag}", goal_decisions(d, goal, on, before))
             if not before:
                 chosen.append(d.calibrator.method_)
                 ece_folds.append(round(expected_calibration_error(cal, Yte), 4))
@@ -256,6 +290,8 @@ def quality(
         "ece_before": expected_calibration_error(P["cal before"], Y),
         "ece_after": expected_calibration_error(P["cal after"], Y),
         "ece_noise_floor": ece_floor(P["cal after"]),
+        "ece_decided_on_after": expected_calibration_error(P["cal decided-on after"], Y),
+        "decided_on": "refits' mean" if any(p["decide_on"] is not p["raw"] for p in parts) else "final scores",
         "ece_after_per_fold": ece_folds,
         "ece_single_fold_noise_floor": ece_floor(parts[-1]["raw"]),
         "ece_cross_fitted_before": cross_fitted_ece(last["oof"], last["Ytr"], tags, True),
@@ -271,7 +307,7 @@ def quality(
             "top-k": decision_scores(P["top-k"], Y),
         },
         "goals": {
-            f"{goal} ({tag})": goal_row(P[f"{goal} {tag}"], Y, P[f"cal {tag}"])
+            f"{goal} ({tag})": goal_row(P[f"{goal} {tag}"], Y, P[f"cal decided-on {tag}"])
             for goal in ("precision=0.9", "recall=0.8")
             for tag in ("before", "after")
         },
@@ -310,7 +346,7 @@ def seeds_pooled(
         d, y, c = np.zeros((n, L), bool), np.zeros((n, L), bool), np.zeros((n, L))
         for p in parts:
             layer = fit_layer(p["oof"], p["Ytr"], p["tags"], False).with_goal(goal)
-            c[p["te"]], d[p["te"]], _ = layer.decide(p["raw"])
+            c[p["te"]], d[p["te"]], _ = layer.decide(p["decide_on"])
             y[p["te"]] = p["Yte"] > 0
         if Y is not None and not np.array_equal(Y, y):
             print(f"--seed-runs: {cache} does not hold the same items as the runs before it", file=sys.stderr)
@@ -381,7 +417,7 @@ def audit(name: str, top: int = 200, cache: Path | None = None) -> dict:
         z = np.load(f)
         oof, raw = z["oof"], z["raw"]
     else:
-        oof, raw, _, _ = train_scores(relabel(Ynoisy), test, vocab)
+        oof, raw, _, _, _ = train_scores(relabel(Ynoisy), test, vocab)
         if f is not None:
             f.parent.mkdir(parents=True, exist_ok=True)
             np.savez(f, oof=oof, raw=raw)
@@ -404,7 +440,7 @@ def audit(name: str, top: int = 200, cache: Path | None = None) -> dict:
     for i, j in flagged:
         Yfixed[i, j] = not Yfixed[i, j]
     Yfixed[Yfixed.sum(1) == 0] = Ynoisy[Yfixed.sum(1) == 0]  # never leave an item without tags
-    _, raw_fixed, _, _ = train_scores(relabel(Yfixed), test, vocab, oof=False)
+    _, raw_fixed, _, _, _ = train_scores(relabel(Yfixed), test, vocab, oof=False)
     return {
         "set": name,
         "train": len(train),

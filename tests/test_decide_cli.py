@@ -36,6 +36,7 @@ def test_train_decide_stores_the_layer(decided_model):
     assert meta["rules"]["per_group_max"] == 1 and meta["rules"]["taxonomy"]["group"]["beach"] == "place"
     assert len(meta["oof_ids"]) == 120
     assert meta["metrics"]["oof_ece_after"] <= meta["metrics"]["oof_ece_before"] + 1e-9
+    assert len(meta["refits"]) == 3, "the layer keeps the K stackers refitted for its out-of-fold scores"
 
 
 def test_predict_decide_then_evaluate(decided_model, tmp_path, capsys):
@@ -50,6 +51,18 @@ def test_predict_decide_then_evaluate(decided_model, tmp_path, capsys):
         assert set(res["decided"]) <= set(res["labels"])
         per_group = [groups[t] for t in res["decided"]]
         assert len(per_group) == len(set(per_group)), "--per-group-max 1 kept"
+    # The tags are decided on the layer's refits' mean score, the ranking is the final stacker's.
+    from adtag.data.manifest import load_manifest
+    from adtag.decisions.fit import scores_for_decisions
+    from adtag.models.tagger import Tagger
+
+    tagger, items = Tagger.load(model), load_manifest(manifest)
+    ranked, decide_on = scores_for_decisions(tagger, items)
+    np.testing.assert_allclose(ranked, tagger.predict_proba(items), rtol=1e-6)
+    decided = tagger.decider_.decide(decide_on)[1]
+    for i, it in enumerate(items):
+        res = (preds.get(it.id) or preds[it.id + ".mp4"])["result"][0]
+        assert set(res["decided"]) == {tagger.vocab_.tags[j] for j in np.flatnonzero(decided[i])}
     capsys.readouterr()
     assert main(["evaluate", str(out), str(manifest), "--json", "--taxonomy", str(tax)]) == 0
     res = json.loads(capsys.readouterr().out)
@@ -149,7 +162,7 @@ def test_decide_with_a_feature_fusion_network(trained, tmp_path, capsys):
     with np.load(model / "decisions.npz", allow_pickle=False) as z:
         oof, truth = z["oof_scores"], z["oof_truth"]
     tagger = Tagger.load(model)
-    assert tagger.config.fusion == "concat" and tagger.decider_ is not None
+    assert tagger.config.fusion == "concat" and tagger.decider_ is not None and len(tagger.decider_.refits) == 3
     from adtag.data.manifest import load_manifest
 
     items = {it.id: it for it in load_manifest(manifest)}

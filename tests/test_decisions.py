@@ -349,6 +349,13 @@ def test_report_shows_reliability_and_thresholds(tmp_path):
     d = Decider.fit(s[:800], y[:800], tags, "f1")
     data = decisions_data(d, s[800:], y[800:])
     assert data["ece_after"] < data["ece_before"]
+    # decided on other scores (the layer's refits' mean): the decisions follow them, the calibration does not
+    other = np.clip(s[800:] + 0.15 * (y[800:] - 0.5), 0, 1)
+    moved = decisions_data(d, s[800:], y[800:], decide_on=other)
+    from adtag.metrics import decision_scores
+
+    assert moved["decisions"] == decision_scores(d.decide(other)[1], y[800:]) != data["decisions"]
+    assert moved["ece_after"] == data["ece_after"] and str(moved["reliability"]) == str(data["reliability"])
     path = tmp_path / "r.html"
     render_report(path, decisions=data, **_inputs())
     page = path.read_text(encoding="utf-8")
@@ -456,3 +463,56 @@ def test_whole_system_oof_refits_the_stacker_on_the_final_stackers_rung():
     tagger = SimpleNamespace(config=TrainConfig(), fusion_=SimpleNamespace(chosen_="mean"), meta_features_=mf)
     oof = tagger_oof_scores(tagger, Y)
     np.testing.assert_allclose(oof, mean_fusion(mf.P, mf.present), rtol=1e-5, atol=1e-6)
+
+
+def test_the_layer_keeps_its_refits_and_decides_new_items_on_their_mean(tmp_path):
+    """The K refits behind the out-of-fold scores are kept (refit k reproduces fold k's stored scores),
+    survive the model folder, and new items are decided on their mean while the ranked scores stay the
+    final fusion's; a layer without refits (an older folder) decides on the ranked scores."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from adtag.decisions.fit import fit_decider, scores_for_decisions
+    from adtag.models.fusions import create_fusion
+    from adtag.models.meta_features import MetaFeatures
+    from adtag.models.tagger import TrainConfig, fuse_passes
+
+    mf, Y = _two_branch_meta_features()
+    final = create_fusion("stack", 0, rung="linear").fit(mf, Y)
+    tagger = SimpleNamespace(config=TrainConfig(), fusion_=final, meta_features_=mf, on_features=False)
+    tagger.vocab_ = SimpleNamespace(tags=[f"t{j}" for j in range(Y.shape[1])])
+    d = fit_decider(tagger, [str(i) for i in range(len(Y))], Y, "precision=0.8")
+    assert len(d.refits) == TrainConfig().folds and all(r.chosen_ == "linear" for r in d.refits)
+    fold = fold_ids(len(Y), TrainConfig().folds, TrainConfig().seed + 7)
+    for k, r in enumerate(d.refits):
+        rows = np.flatnonzero(fold == k)
+        sub = MetaFeatures(mf.P[rows], mf.present[rows], mf.branches, mf.extras[rows])
+        np.testing.assert_allclose(r.predict_proba(sub), d.oof_scores[rows], rtol=1e-5, atol=1e-6)
+
+    d.save(tmp_path)
+    back = Decider.load(tmp_path)
+    assert len(back.refits) == len(d.refits)
+    for a, b in zip(d.refits, back.refits, strict=True):
+        np.testing.assert_allclose(a.predict_proba(mf), b.predict_proba(mf), rtol=1e-6)
+
+    rng = np.random.default_rng(3)
+    passes = [
+        MetaFeatures(
+            np.clip(mf.P[:40] + rng.normal(0, 0.05, mf.P[:40].shape), 0, 1).astype(np.float32),
+            mf.present[:40],
+            mf.branches,
+            mf.extras[:40],
+        )
+        for _ in range(3)
+    ]
+    tagger.decider_ = back
+    tagger.meta_features = lambda items, passes_=passes, **kw: passes_
+    tagger.predict_proba = lambda items: fuse_passes(final, passes)
+    ranked, decide_on = scores_for_decisions(tagger, list(range(40)))
+    np.testing.assert_allclose(ranked, fuse_passes(final, passes), rtol=1e-6)
+    mean = sum(fuse_passes(r, passes) for r in back.refits) / len(back.refits)
+    np.testing.assert_allclose(decide_on, mean, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(decide_on, ranked)  # the refits are other models than the final fusion
+    tagger.decider_ = replace(back, refits=[])
+    ranked2, decide_on2 = scores_for_decisions(tagger, list(range(40)))
+    np.testing.assert_array_equal(ranked2, decide_on2)

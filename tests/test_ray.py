@@ -30,6 +30,7 @@ SECONDS = [6, 7, 8, 9, 10, 11]  # distinct lengths: a video's arrays landing und
 ABLATE = ["--folds", "2", "--inner-folds", "2", "--fusions", "mean,stack", "--modalities", "ocr,extra", "--quiet"]
 VIDEO_TRAIN = ["--folds", "2", "--no-joint", "--fusion", "mean", "--quiet"]
 TRAIN = ["--folds", "2", "--seed", "3", "--modalities", "ocr,extra", "--no-joint", "--fusion", "mean", "--quiet"]
+DECIDE_TRAIN = ["--folds", "2", "--modalities", "ocr,extra", "--no-joint", "--decide", "f1", "--quiet"]
 
 
 def _journal(store: Path) -> list[dict]:
@@ -55,6 +56,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert cli_main(["train", str(manifest), "--out", str(root / "model_local"), *TRAIN]) == 0
     assert cli_main(["predict", str(root / "model_local"), str(manifest), "--out", str(root / "pred_local.json")]) == 0
     assert cli_main(["ablate", str(manifest), "--out", str(root / "ablate_local"), *ABLATE]) == 0
+    # a model with a decision layer (its stacker's refits decide new items): decided tags on both engines
+    decide_model = str(root / "model_decide")
+    assert cli_main(["train", str(manifest), "--out", decide_model, *DECIDE_TRAIN]) == 0
+    predict_decide = ["predict", decide_model, str(manifest), "--decide"]
+    assert cli_main([*predict_decide, "--out", str(root / "pred_decide_local.json")]) == 0
     # a model that tags raw videos (trained on the clips extracted above), scored from the clips
     extracted = read_items(local / "manifest.jsonl")
     for it in extracted:
@@ -87,6 +93,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             {
                 "name": "predict",
                 "argv": ["predict", str(root / "model_local"), str(manifest), "--out", str(root / "pred_ray.json")],
+                "engine": True,
+            },
+            {
+                "name": "predict_decide",
+                "argv": [*predict_decide, "--out", str(root / "pred_decide_ray.json")],
                 "engine": True,
             },
             {
@@ -176,6 +187,20 @@ def test_prediction_on_the_cluster_equals_the_local_engine(run: dict) -> None:
     assert step["code"] == 0, step["stderr"]
     local = json.loads((run["root"] / "pred_local.json").read_text())
     assert json.loads((run["root"] / "pred_ray.json").read_text()) == local and len(local) == 40
+
+
+def test_decided_prediction_on_the_cluster_equals_the_local_engine(run: dict) -> None:
+    step = run["steps"]["predict_decide"]
+    assert step["code"] == 0, step["stderr"]
+    local = json.loads((run["root"] / "pred_decide_local.json").read_text())
+    ray_out = json.loads((run["root"] / "pred_decide_ray.json").read_text())
+    assert list(ray_out) == list(local) and len(local) == 40
+    assert any(entry["result"][0]["decided"] for entry in local.values())  # the decision layer decided some
+    for vid, entry in local.items():
+        got, want = ray_out[vid]["result"][0], entry["result"][0]
+        assert got["decided"] == want["decided"] and got["review"] == want["review"]
+        assert got["labels"] == want["labels"]
+        np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-5)
 
 
 def test_raw_video_prediction_on_the_cluster_equals_the_local_engine(run: dict) -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
+import torch
 
 from adtag.metrics import gap_at_k
+from adtag.models import stacker
 from adtag.models.base import from_record, to_record
 from adtag.models.meta_features import MetaFeatures
-from adtag.models.stacker import Stacker
+from adtag.models.stacker import LR, Stacker, _branch_sum
 
 
 def _scores(
@@ -186,3 +189,69 @@ def test_the_blend_rungs_network_stops_early_only_where_the_blend_cannot_win():
     level = (0.0, free.oof_)  # a net rung the blend easily stays above: no early stop, the same weights
     kept = Stacker("paper", n_bags=2, max_epochs=20, patience=3, seed=0).fit(mf, Y, level)
     assert kept.epochs_ == 20 and np.array_equal(kept.oof_, free.oof_)
+
+
+def test_the_paper_network_takes_its_learning_rate_and_epochs_from_its_options():
+    """``lr`` and ``max_epochs`` reach the paper's network (its learning rate was fixed at 1e-3); without
+    ``lr`` each kind keeps its own default (``LR``)."""
+    P, Y = _scores(160, [1.6, 1.6], seed=4)
+    mf = _mf(P)
+
+    def paper(**kw) -> Stacker:
+        return Stacker("paper", n_bags=2, patience=100, seed=0, **{"max_epochs": 3, **kw}).fit(mf, Y)
+
+    default, same, faster, frozen = paper(), paper(lr=LR["paper"]), paper(lr=3e-3), paper(lr=0.0)
+    assert default.epochs_ == 3 and paper(max_epochs=5).epochs_ == 5
+    np.testing.assert_array_equal(default.decision_function(mf), same.decision_function(mf))
+    assert np.abs(faster.decision_function(mf) - default.decision_function(mf)).max() > 1e-3
+    fresh = Stacker("paper", seed=0)
+    fresh.shape_ = frozen.shape_
+    for p, q in zip(fresh._build(2).parameters(), frozen.net_.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)  # learning rate 0: the networks never moved
+    # the chain's net rung: 3e-3 unless told
+    chain = [Stacker(n_bags=2, max_epochs=3, rung="net", seed=0, lr=lr).fit(mf, Y) for lr in (None, LR["stack"], 1e-2)]
+    np.testing.assert_array_equal(chain[0].decision_function(mf), chain[1].decision_function(mf))
+    assert np.abs(chain[2].decision_function(mf) - chain[0].decision_function(mf)).max() > 1e-3
+
+
+@pytest.mark.parametrize("shape", [(10, 320, 2, 82), (1, 400, 2, 82), (4, 64, 3, 82), (4, 64, 4, 82), (3, 7, 1, 163)])
+def test_the_branch_sum_of_few_branches_is_einsums(shape):
+    """A few branches: the product-and-sum form gives einsum's numbers, forward and gradient (to the last bit
+    with this machine's MKL, which adds so few terms in order; within float rounding with any BLAS)."""
+    gen = torch.Generator().manual_seed(0)
+    z, a, g = (
+        torch.randn(shape, generator=gen) * 3,
+        torch.randn(shape[:3], generator=gen),
+        torch.randn(shape[:2] + shape[3:]),
+    )
+    outs = []
+    for fn in (_branch_sum, lambda w, x: torch.einsum("gbk,gbkl->gbl", w, x)):
+        leaf = a.clone().requires_grad_()
+        out = fn(torch.softmax(leaf, -1), z)
+        (out * g).sum().backward()
+        outs.append((out.detach(), leaf.grad))
+    for mine, theirs in zip(*outs, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-6, atol=1e-6)
+
+
+def test_a_stacker_over_few_branches_is_the_same_with_einsum(monkeypatch):
+    """The whole chain (L-BFGS linear rung, net rung, early stopping) over 2 branches: the same predictions
+    whether the branch sums run as products and sums or as einsum."""
+    P, Y = _scores(200, [1.0, 2.0], seed=5)
+    mf = _mf(P)
+    ours = Stacker(n_bags=2, max_epochs=4, rung="net", seed=0).fit(mf, Y)
+    monkeypatch.setattr(stacker, "_branch_sum", lambda w, z: torch.einsum("gbk,gbkl->gbl", w, z))
+    theirs = Stacker(n_bags=2, max_epochs=4, rung="net", seed=0).fit(mf, Y)
+    assert ours.cv_gap_ == pytest.approx(theirs.cv_gap_, abs=1e-4)
+    np.testing.assert_allclose(ours.decision_function(mf), theirs.decision_function(mf), atol=1e-4)
+
+
+def test_without_a_net_the_internal_folds_only_choose_the_rung():
+    """``max_epochs=0`` (the ablation's Table 1): the linear rung is refitted on every item, so 2 internal folds
+    give the same stacker as 5 where they choose the same rung."""
+    P, Y = _scores(300, [1.0, 2.5], seed=6)
+    train, test = _mf(P[:200]), _mf(P[200:])
+    five, two = (Stacker(max_epochs=0, n_bags=k, seed=0).fit(train, Y[:200]) for k in (5, 2))
+    assert five.chosen_ == two.chosen_ == "linear", (five.cv_gap_, two.cv_gap_)
+    assert five.cv_gap_ != two.cv_gap_  # other internal folds, other out-of-fold scores
+    np.testing.assert_array_equal(five.decision_function(test), two.decision_function(test))

@@ -85,12 +85,19 @@ def _predict_ray(args: argparse.Namespace, tagger: Tagger) -> int:
     videos = discover_inputs([args.input]) if raw else None
     with ray_session(args.address):
         ids, scores, failures = predict_ray(
-            args.model_dir, items, videos, args.language, args.workers, args.threads or 1, progress=True
+            args.model_dir,
+            items,
+            videos,
+            args.language,
+            args.workers,
+            args.threads or 1,
+            progress=True,
+            decide=args.decide is not None,
         )
     if scores is None:
         raise AdtagError(f"{args.input}: nothing to score" + (f" ({len(failures)} failed)" if failures else ""))
-    if args.decide is not None:
-        write_decided(args, args.model_dir, tagger.vocab_.tags, ids, scores)
+    if args.decide is not None:  # ranked scores and the decision layer's own, side by side
+        write_decided(args, args.model_dir, tagger.vocab_.tags, ids, scores[:, 0], scores[:, 1])
     else:
         write_predictions(args.out, ids, scores, tagger.vocab_.tags, args.top_k)
     print(f"wrote {len(ids)} predictions to {args.out}")
@@ -117,10 +124,13 @@ def run(args: argparse.Namespace) -> int:
             raise AdtagError(f"{args.input}: nothing to score, every video failed:\n  " + "\n  ".join(failures))
         raise AdtagError(f"{args.input}: nothing to score (no item found)")
     attach_scores(items, args, tagger.vocab_.tags)
-    scores = tagger.predict_proba(items)
     if args.decide is not None:
-        write_decided(args, args.model_dir, tagger.vocab_.tags, [it.id for it in items], scores)
+        from adtag.decisions.fit import scores_for_decisions
+
+        scores, decide_on = scores_for_decisions(tagger, items)  # ranked, and the decision layer's own
+        write_decided(args, args.model_dir, tagger.vocab_.tags, [it.id for it in items], scores, decide_on)
     else:
+        scores = tagger.predict_proba(items)
         write_predictions(args.out, [it.id for it in items], scores, tagger.vocab_.tags, args.top_k)
     print(f"wrote {len(items)} predictions to {args.out}")
     for f in failures:

@@ -149,9 +149,13 @@ def decider_for_prediction(args: argparse.Namespace, model_dir: Path, tags: list
     return d
 
 
-def write_decided(args: argparse.Namespace, model_dir: Path, tags: list[str], ids: list[str], scores) -> None:
-    """``adtag predict --decide``: ranked calibrated scores plus ``decided`` and ``review`` per item."""
+def write_decided(
+    args: argparse.Namespace, model_dir: Path, tags: list[str], ids: list[str], scores, decide_on=None
+) -> None:
+    """``adtag predict --decide``: ranked calibrated scores plus ``decided`` and ``review`` per item
+    (``decide_on``: the scores to decide on, ``fit.scores_for_decisions``; default ``scores``)."""
     from adtag.decisions.io import write_decided_predictions
 
     d = decider_for_prediction(args, model_dir, tags)
-    write_decided_predictions(args.out, ids, np.asarray(scores), d, args.top_k)
+    on = None if decide_on is None else np.asarray(decide_on)
+    write_decided_predictions(args.out, ids, np.asarray(scores), d, args.top_k, on)

@@ -2,8 +2,11 @@
 
 Fitted on the whole system's out-of-fold scores of the training items, which are kept (with the
 items' ids and labels) so that another goal or band can be chosen later without retraining and
-so that ``adtag audit`` can rank suspicious labels. Stored as ``decisions.npz`` (arrays only,
-read with ``allow_pickle=False``) and ``decisions.json``; nothing is pickled.
+so that ``adtag audit`` can rank suspicious labels. The K refitted fusions that made those scores
+are kept too (``refits``): new items are decided on their mean score (``fit.scores_for_decisions``), the
+scale the thresholds were chosen on. Stored as ``decisions.npz`` (arrays only, read with
+``allow_pickle=False``) and ``decisions.json`` (the refits as the model folder's component records);
+nothing is pickled.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from adtag.decisions.thresholds import Goal, Thresholds, fit_thresholds, parse_g
 from adtag.errors import AdtagError
 from adtag.io import atomic_path, write_json
 from adtag.metrics import decision_scores, expected_calibration_error
+from adtag.models.base import from_record, to_record
 
 ARRAYS_FILE = "decisions.npz"
 META_FILE = "decisions.json"
@@ -142,6 +146,8 @@ class Decider:
     metrics: dict[str, Any] = field(default_factory=dict)
     # Each tag's single-choice group (-1: none): groups where no training item has two tags.
     exclusive: np.ndarray | None = None
+    # The K fusions refitted for the out-of-fold scores: new items are decided on their mean score.
+    refits: list[Any] = field(default_factory=list)
 
     # ------------------------------------------------------------------ fitting
     @classmethod
@@ -263,6 +269,11 @@ class Decider:
         if self.oof_scores is not None:
             arrays["oof_scores"] = self.oof_scores
             arrays["oof_truth"] = self.oof_truth
+        records = []
+        for k, fusion in enumerate(self.refits):
+            a, record = to_record(fusion)
+            arrays.update({f"refit{k}/{name}": np.ascontiguousarray(v) for name, v in a.items()})
+            records.append(record)
         with atomic_path(model_dir / ARRAYS_FILE) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -276,6 +287,7 @@ class Decider:
             "calibration_cv_ece": self.calibrator.cv_ece_,
             "oof_ids": self.oof_ids,
             "metrics": self.metrics,
+            "refits": records,
         }
         write_json(model_dir / META_FILE, meta)
 
@@ -320,9 +332,23 @@ class Decider:
                 min_positives=int(meta.get("min_positives", 10)),
                 metrics=meta.get("metrics", {}),
                 exclusive=arrays.get("exclusive"),
+                refits=_load_refits(meta.get("refits") or [], arrays),
             )
-        except (KeyError, ValueError, OSError, json.JSONDecodeError) as exc:
+        except (KeyError, ValueError, TypeError, OSError, json.JSONDecodeError) as exc:
             raise AdtagError(f"{model_dir}: the decision layer is unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def _load_refits(records: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> list[Any]:
+    """The refitted fusions from their component records (a folder saved before they were kept has none)."""
+    if not records:
+        return []
+    import adtag.models.persist  # noqa: F401  (registers the fusion classes a record may name)
+
+    out = []
+    for k, record in enumerate(records):
+        prefix = f"refit{k}/"
+        out.append(from_record(record, {n[len(prefix) :]: v for n, v in arrays.items() if n.startswith(prefix)}))
+    return out
 
 
 def decided_fields(tagger: Any, items: list) -> list[dict[str, list[dict[str, float | str]]]]:
@@ -331,5 +357,7 @@ def decided_fields(tagger: Any, items: list) -> list[dict[str, list[dict[str, fl
     decider = getattr(tagger, "decider_", None)
     if decider is None:
         return [{} for _ in items]
-    rows = decider.explain_rows(tagger.predict_proba(items))
+    from adtag.decisions.fit import scores_for_decisions
+
+    rows = decider.explain_rows(scores_for_decisions(tagger, items)[1])
     return [{k: [{"tag": t, "score": round(s, 4)} for t, s in r[k]] for k in ("decided", "review")} for r in rows]

@@ -18,8 +18,13 @@ from adtag.errors import AdtagError
 from adtag.io import write_json
 
 
-def decided_submission(ids: list[str], scores: np.ndarray, decider: Decider, top_k: int = 20) -> dict:
-    cal, decided, review = decider.decide(scores)
+def decided_submission(
+    ids: list[str], scores: np.ndarray, decider: Decider, top_k: int = 20, decide_on: np.ndarray | None = None
+) -> dict:
+    """Ranked calibrated ``scores``; ``decided`` and ``review`` from ``decide_on`` (the decision layer's
+    refits' scores, ``fit.scores_for_decisions``) when given, else from ``scores``."""
+    cal = decider.calibrate(scores)
+    _, decided, review = decider.decide(scores if decide_on is None else decide_on)
     sub = to_submission(ids, cal, decider.tags, top_k)
     for i, vid in enumerate(ids):
         order = np.argsort(-cal[i], kind="stable")
@@ -30,9 +35,14 @@ def decided_submission(ids: list[str], scores: np.ndarray, decider: Decider, top
 
 
 def write_decided_predictions(
-    path: str | os.PathLike, ids: list[str], scores: np.ndarray, decider: Decider, top_k: int = 20
+    path: str | os.PathLike,
+    ids: list[str],
+    scores: np.ndarray,
+    decider: Decider,
+    top_k: int = 20,
+    decide_on: np.ndarray | None = None,
 ) -> None:
-    write_json(path, decided_submission(ids, scores, decider, top_k), indent=None)
+    write_json(path, decided_submission(ids, scores, decider, top_k, decide_on), indent=None)
 
 
 def read_decided(path: str | os.PathLike) -> dict[str, list[str]] | None:

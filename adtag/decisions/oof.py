@@ -46,7 +46,8 @@ def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
 def kfold_oof(
     n: int, fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], folds: int = 5, seed: int = 0
 ) -> np.ndarray:
-    """(n, L) scores: ``fit_predict(train_rows, test_rows)`` fits on the other folds, scores one fold."""
+    """(n, L) scores: ``fit_predict(train_rows, test_rows)`` fits on the other folds, scores one fold
+    (it may keep the model it fitted: see ``system_oof``'s ``keep``)."""
     fold = fold_ids(n, folds, seed + 7)  # not the branches' split: a fresh one
     out = None
     for k in range(folds):
@@ -66,13 +67,17 @@ def system_oof(
     make_fusion: Callable[[], Fusion],
     folds: int = 5,
     seed: int = 0,
+    keep: list | None = None,
 ) -> np.ndarray:
-    """(n, L) scores, each from a fusion fitted on the other folds' meta-features."""
+    """(n, L) scores, each from a fusion fitted on the other folds' meta-features; ``keep``: a list
+    that receives the K fitted fusions (the refits), in fold order."""
     n = P.shape[0]
     extras = np.asarray(extras).reshape(n, -1)
 
     def fit_predict(tr: np.ndarray, te: np.ndarray) -> np.ndarray:
         f = make_fusion().fit(P[tr], present[tr], extras[tr], Y[tr])
+        if keep is not None:
+            keep.append(f)
         return f.predict_proba(P[te], present[te], extras[te])
 
     return kfold_oof(n, fit_predict, folds, seed)

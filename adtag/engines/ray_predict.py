@@ -45,8 +45,13 @@ class PredictWorker:
         self.tagger = Tagger.load(Path(self.model_dir))
         return {"host": host, "pid": os.getpid()}
 
-    def score(self, items: list[Item]) -> np.ndarray:
-        return self.tagger.predict_proba(items)
+    def score(self, items: list[Item], decide: bool = False) -> np.ndarray:
+        """(n, tags) scores; ``decide``: (n, 2, tags), the ranked scores and those the decision layer decides on."""
+        if not decide:
+            return self.tagger.predict_proba(items)
+        from adtag.decisions.fit import scores_for_decisions
+
+        return np.stack(scores_for_decisions(self.tagger, items), axis=1)
 
     def score_video(self, task: dict[str, Any]) -> dict[str, Any]:
         from adtag.features.extract import extract_video
@@ -57,7 +62,7 @@ class PredictWorker:
             )
         except AdtagError as exc:
             return {"ok": False, "error": str(exc)}
-        return {"ok": True, "scores": self.tagger.predict_proba([item])[0]}
+        return {"ok": True, "scores": self.score([item], task.get("decide", False))[0]}
 
 
 def predict_ray(
@@ -68,10 +73,13 @@ def predict_ray(
     workers: int | None = None,
     threads: int = 1,
     progress: bool = True,
+    decide: bool = False,
 ) -> tuple[list[str], np.ndarray | None, list[str]]:
     """Score ``items`` (loaded features) or ``videos`` (Items with a video path) on the cluster.
 
     Returns the ids scored, their scores (n, tags) in input order, and failures as "video: reason".
+    ``decide``: the scores are (n, 2, tags), the ranked ones and those the decision layer decides on
+    (``adtag.decisions.fit.scores_for_decisions``), as ``adtag predict --decide`` needs them.
     """
     import ray
     from tqdm import tqdm
@@ -79,11 +87,15 @@ def predict_ray(
     n = workers or max(1, cluster_cpus(ray) // threads)
     if items is not None:
         batch = max(1, min(BATCH, -(-len(items) // (4 * n))))  # a few batches per actor, so none idles long
-        tasks = [{"kind": "items", "index": i, "items": items[i : i + batch]} for i in range(0, len(items), batch)]
+        tasks = [
+            {"kind": "items", "index": i, "items": items[i : i + batch], "decide": decide}
+            for i in range(0, len(items), batch)
+        ]
         total, unit = len(items), "item"
     else:
         tasks = [
-            {"kind": "video", "index": i, "id": it.id, "video": str(Path(it.video).resolve()), "language": language}
+            {"kind": "video", "index": i, "id": it.id, "video": str(Path(it.video).resolve())}
+            | {"language": language, "decide": decide}
             for i, it in enumerate(videos or [])
         ]
         total, unit = len(tasks), "video"
@@ -115,7 +127,9 @@ def predict_ray(
             ray,
             lambda: actor_cls.remote(model, threads),
             tasks,
-            submit=lambda a, t: a.score.remote(t["items"]) if t["kind"] == "items" else a.score_video.remote(t),
+            submit=lambda a, t: (
+                a.score.remote(t["items"], t["decide"]) if t["kind"] == "items" else a.score_video.remote(t)
+            ),
             on_result=on_result,
             on_lost=on_lost,
             workers=n,

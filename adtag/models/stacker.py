@@ -41,6 +41,7 @@ BLEND_LAG = 0.01  # how far below the net rung the blend may stay for patience e
 # deviation of the paired difference over bootstrapped items (with several inputs, averaging is an
 # uncalibrated fusion: falling back to it by noise cost more).
 MARGIN = {"linear": 0.0, "net": 0.002, "blend": 0.002}
+LR = {"stack": 3e-3, "paper": 1e-3}  # Adam's learning rate by kind, where ``lr`` is not given
 # What a model saved by an older adtag lacks, filled in on load: its rung (only nets existed), and the
 # probability average's weights (zero: it had none).
 LEGACY_META = {"holdout_gap": float("nan"), "cv_gap": {}, "rung": "net"}
@@ -95,6 +96,29 @@ class _Linears(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args)
 
 
+class _BranchSum(torch.autograd.Function):
+    """``einsum("gbk,gbkl->gbl", w, z)`` for a few branches (B <= 4), as a product and a sum: einsum runs one
+    1 x B by B x L product per item there (3-4x slower). The same numbers (to the last bit with the MKL measured:
+    it adds so few terms in order; tests/test_stacker.py), and the gradient is einsum's own batched product.
+    ``z``: no gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(z)
+        return (w[..., None] * z).sum(-2)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (z,) = ctx.saved_tensors
+        B, L = z.shape[-2:]
+        return torch.bmm(grad.reshape(-1, 1, L), z.reshape(-1, B, L).transpose(1, 2)).view(z.shape[:-1]), None
+
+
+def _branch_sum(w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Each item's branch-weighted sum of z over its B branches: (G, b, B), (G, b, B, L) -> (G, b, L)."""
+    return _BranchSum.apply(w, z) if z.shape[-2] <= 4 else torch.einsum("gbk,gbkl->gbl", w, z)
+
+
 class _StackerNet(nn.Module):
     """G fold nets as one module: every parameter carries a leading fold dimension."""
 
@@ -112,11 +136,11 @@ class _StackerNet(nn.Module):
         self.wide = nn.Sequential(*wide_net) if w else None
         self.linear_only = False  # the "linear" rung: the averaging part alone
 
-    def forward(self, z: torch.Tensor, mask: torch.Tensor, feats: torch.Tensor, wide_in: torch.Tensor) -> torch.Tensor:
-        # z: (G, b, B, L) branch logits; mask: (G, b, B) in {0, 1}; feats, wide_in: see _tensors
+    def forward(self, z: torch.Tensor, mask: torch.Tensor, feats: Any, wide_in: Any, pz: Any = None) -> torch.Tensor:
+        # z: (G, b, B, L) branch logits; mask: (G, b, B) in {0, 1}; feats, wide_in: see _tensors; pz: sigmoid(z)
         w, w_p = (torch.softmax(a[:, None] + torch.log(mask + 1e-9), dim=-1) for a in (self.alpha, self.alpha_p))
-        base = self.scale[:, None] * torch.einsum("gbk,gbkl->gbl", w, z) + self.bias[:, None]
-        base = base + self.scale_p[:, None] * torch.einsum("gbk,gbkl->gbl", w_p, torch.sigmoid(z))
+        base = self.scale[:, None] * _branch_sum(w, z) + self.bias[:, None]
+        base = base + self.scale_p[:, None] * _branch_sum(w_p, torch.sigmoid(z) if pz is None else pz)
         if self.linear_only:
             return base
         # the tag-wise net's first layer on [feats, tag_emb]: its two blocks of weights apart (the embedding's
@@ -150,6 +174,8 @@ def _take(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 def _predict(net: nn.Module, data: tuple[torch.Tensor, ...], rows: list[np.ndarray], times: int) -> np.ndarray:
     """Fold net g's logits on rows[g], summed per item over the nets / times (in chunks of rows: bounded memory)."""
     idx, out = fold_rows(rows)[0], np.zeros((len(data[0]), data[0].shape[2]), np.float32)
+    if getattr(net, "linear_only", False):  # the averaging part reads no more than z and the mask
+        data = (*data[:2], data[2][..., :0], data[3][:, :0])
     step = max(16, 2**22 // (len(rows) * data[0].shape[2] * (2 * data[0].shape[1] + 8)))
     with torch.inference_mode():
         for s in range(0, idx.shape[1], step):
@@ -175,13 +201,14 @@ def _fit_linear(net: _StackerNet, data: tuple, yt: torch.Tensor, rows: list[np.n
     net.linear_only = True
     idx, params = fold_rows(rows)[0], [net.bias, net.alpha, net.alpha_p, net.scale, net.scale_p]
     z, mask, y = _take(data[0], idx), _take(data[1], idx), _take(yt, idx)
+    pz = torch.sigmoid(z)  # once, not in every evaluation
     n_g = torch.tensor([[len(r)] for r in rows])  # each fold's mean loss, the repeated rows weighing 0
     wt = ((torch.arange(idx.shape[1])[None] < n_g) / n_g / y.shape[-1])[..., None].expand_as(y)
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=60, history_size=10, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = _bce(net(z, mask, None, None), y, wt, reduction="sum") + l2 * sum(
+        loss = _bce(net(z, mask, None, None, pz), y, wt, reduction="sum") + l2 * sum(
             (t * t).mean(-1).sum() for t in params[:3]
         )
         loss.backward()
@@ -198,6 +225,7 @@ class Stacker(Estimator):
     ``chosen_``: the rung in use; ``cv_gap_``: each rung's pooled out-of-fold GAP@20 (``holdout_gap_``: the
     chosen one's); ``net_``: the fold nets as one module (None for "mean"); ``n_bags``: the internal folds.
     ``scale_``: one input, a learned rung: a monotone map of its logits onto the input's (the scale all folds share).
+    ``lr``: Adam's learning rate for the net rung's or the paper's network (None: :data:`LR`, by kind).
     ``rung``: hold the chain at that rung (the richer ones are not fitted; "blend" below ``BLEND_MIN`` items lands
     on "net"); None, the default, lets the chain choose. The decision layer's K-fold refits hold the rung the
     final stacker chose, so that they vary the data and not the model class (BENCHMARKS 11e).
@@ -210,7 +238,7 @@ class Stacker(Estimator):
         wide: int = 128,
         dropout: float = 0.2,
         n_bags: int | None = None,
-        lr: float = 3e-3,
+        lr: float | None = None,
         weight_decay: float = 1e-4,
         max_epochs: int = 100,
         patience: int = 12,
@@ -224,6 +252,9 @@ class Stacker(Estimator):
         self.max_items, self.rung = max_items, rung
         self.dropout = dropout  # kept for saved configurations: the tag-wise net has no dropout
         self.lr, self.weight_decay, self.max_epochs, self.patience = lr, weight_decay, max_epochs, patience
+
+    def _lr(self) -> float:
+        return LR[self.kind] if self.lr is None else self.lr
 
     def _build(self, G: int) -> nn.Module:
         torch.manual_seed(self.seed)
@@ -239,6 +270,8 @@ class Stacker(Estimator):
             keep = np.sort(np.random.default_rng(self.seed).choice(len(Y), self.max_items, replace=False))
             P, present, ex, Y = P[keep], present[keep], ex[keep], Y[keep]
         n, data, yt = len(Y), _tensors(P, present, ex, self.kind == "paper"), torch.from_numpy(Y)
+        if self.kind != "paper" and not self.wide:  # no wide part reads them: not gathered at every step
+            data = (*data[:3], data[3][:, :0])
         self.shape_ = (B := P.shape[1], P.shape[2], ex.shape[1])
         # More folds where items are few (each validation fold must carry signal), fewer where they are many
         # (the cost is K nets); up to 3,000 items the split is drawn twice (2K nets), three times where an
@@ -249,7 +282,7 @@ class Stacker(Estimator):
         parts = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for fold in folds for f in range(k)]
         net, vas, self.paper_, self.scale_ = self._build(len(parts)), [va for _, va in parts], None, None
         if self.kind == "paper":  # (its out-of-fold logits kept for the chain's blend rung)
-            gap, self.oof_ = self._train(net, parts, reps, data, yt, Y, (-np.inf, None), 1e-3, blend_with)
+            gap, self.oof_ = self._train(net, parts, reps, data, yt, Y, (-np.inf, None), blend_with)
             self.cv_gap_ = {"net": gap}
             self.chosen_, self.net_, self.holdout_gap_ = "net", net, self.cv_gap_["net"]
             return self
@@ -260,7 +293,7 @@ class Stacker(Estimator):
             cv["linear"] = stop_score(oofs["linear"], Y)
         if top >= 2:
             start = (cv["linear"], oofs["linear"])
-            cv["net"], oofs["net"] = self._train(net, parts, reps, data, yt, Y, start, self.lr)
+            cv["net"], oofs["net"] = self._train(net, parts, reps, data, yt, Y, start)
         if top >= 3 and n > BLEND_MIN and reps == 1:  # the paper's network on the same internal folds (seed, k)
             paper = Stacker("paper", n_bags=k, max_items=None, seed=self.seed, weight_decay=self.weight_decay)
             self.paper_ = paper.fit(MetaFeatures(P, present, mf.branches, ex), Y, (cv["net"], oofs["net"]))
@@ -281,14 +314,14 @@ class Stacker(Estimator):
             self.scale_ = np.stack([np.quantile(fit, q), np.quantile(oofs["mean"], q)]).astype(np.float32)
         return self
 
-    def _train(self, net, parts, reps: int, data, yt, Y, start: tuple, lr: float, blend=None) -> tuple[float, Any]:
+    def _train(self, net, parts, reps: int, data, yt, Y, start: tuple, blend=None) -> tuple[float, Any]:
         """Train the G fold nets at once, each on minibatches of its own rows (one Adam on the stacked tensors
         is G Adams: the loss is the sum of the folds' mean losses); keep the best pooled out-of-fold GAP.
         ``blend`` (GAP, logits): stop once averaging with them has stayed BLEND_LAG below that GAP for patience
         epochs (the blend rung then cannot win; where it won, it dipped at most 0.7 points, BENCHMARKS 12j)."""
         torch.manual_seed(self.seed)
         G, n, rng = len(parts), len(Y), np.random.default_rng(self.seed)
-        opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=self.weight_decay, fused=True)
+        opt = torch.optim.Adam(net.parameters(), lr=self._lr(), weight_decay=self.weight_decay, fused=True)
         batch = int(np.clip((n - n * reps // G) // 16, 64, 512))  # ~16 steps an epoch at any scale
         steps = -(-(m := max(len(tr) for tr, _ in parts)) // batch)
         size = -(-m // steps)

@@ -105,7 +105,7 @@ def run_demo(
     log=print,
 ) -> dict[str, Any]:
     from adtag.commands.evaluate import evaluate
-    from adtag.decisions.fit import fit_decider
+    from adtag.decisions.fit import fit_decider, scores_for_decisions
     from adtag.features.extract import extract_to_dir
     from adtag.features.inputs import discover_inputs
     from adtag.report import render_report, thumbnail_strip
@@ -149,7 +149,7 @@ def run_demo(
 
     stages.start()
     log(f"[4/6] predicting {len(held)} held-out clips")
-    scores = tagger.predict_proba(held)
+    scores, decide_on = scores_for_decisions(tagger, held)  # ranked, and the decision layer's own
     write_predictions(out / "predictions.json", [it.id for it in held], scores, vocab.tags, 20)
     # The very figures 'adtag evaluate predictions.json held_out.jsonl' prints, from the same files.
     held_metrics = evaluate(
@@ -198,7 +198,7 @@ def run_demo(
         held_out=len(held),
         title="adtag demo report",
         notes=notes,
-        decisions=decisions_data(decider, scores, vocab.encode([it.tags for it in held])),
+        decisions=decisions_data(decider, scores, vocab.encode([it.tags for it in held]), decide_on),
     )
     stages.stop("report")
     held_video = next((Path(os.path.normpath(it.video)) for it in held if it.video is not None), None)
