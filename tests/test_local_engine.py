@@ -75,6 +75,22 @@ def test_a_dead_worker_raises_and_the_next_map_gets_new_workers(tmp_path):
     assert list(run_parallel(_fails, [(0,), (1,), (2,)], n_jobs=2)) == [0, 1, 2]
 
 
+def _start(a: np.ndarray, small: np.ndarray) -> tuple[int, int, bool, bool]:
+    return os.getpid(), a.ctypes.data % 4096, bool(np.array_equal(a, np.arange(a.size, dtype=np.float32))), small.size
+
+
+def test_large_arrays_reach_every_job_page_aligned():
+    """Where an array starts moves BLAS's last bits: a job's large arrays start on a page boundary (as joblib's
+    memory maps did), in the worker as in this process, with the same values; small ones travel as they are."""
+    from adtag.engines.local import ALIGNED_BYTES
+
+    n = ALIGNED_BYTES // 4 + 3
+    jobs = [(np.arange(n, dtype=np.float32), np.zeros(7)) for _ in range(6)]
+    out = list(run_parallel(_start, jobs, n_jobs=2))
+    assert {pid for pid, *_ in out} >= {os.getpid()}  # some ran here, the others in the worker
+    assert all(offset == 0 and same and size == 7 for _, offset, same, size in out)
+
+
 def test_folds_are_scikit_learns_kfold_index_for_index():
     from sklearn.model_selection import KFold
 

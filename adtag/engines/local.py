@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
 import sys
 import threading
 from collections import deque
@@ -22,6 +24,40 @@ def _call(fn: Callable, args: tuple) -> Any:
     runtime.configure(1)
     _keep_heap()
     return fn(*args)
+
+
+ALIGNED_BYTES = 1 << 20  # arrays above this size travel to a job page-aligned, as joblib's memory maps were
+
+
+def _aligned(data: bytes, dtype: str, shape: tuple, fortran: bool) -> np.ndarray:
+    """An array at a page boundary: BLAS kernels' last bits depend on where an array starts (a Table 2
+    stacker row's GAP moved in the 4th decimal from run to run without this; BENCHMARKS 12s)."""
+    raw = np.empty(len(data) + 4096, np.uint8)
+    start = -raw.ctypes.data % 4096
+    raw[start : start + len(data)] = np.frombuffer(data, np.uint8)
+    flat = raw[start : start + len(data)].view(dtype)
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
+class _JobPickler(pickle.Pickler):
+    """Pickles a job's arguments with its large arrays rebuilt page-aligned (``_aligned``)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is np.ndarray and obj.nbytes > ALIGNED_BYTES and not obj.dtype.hasobject:
+            fortran = obj.flags.f_contiguous and not obj.flags.c_contiguous
+            return _aligned, (obj.tobytes(order="F" if fortran else "C"), obj.dtype.str, obj.shape, fortran)
+        return NotImplemented
+
+
+def _dumps(args: tuple) -> bytes:
+    buf = io.BytesIO()
+    _JobPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(args)
+    return buf.getvalue()
+
+
+def _call_sent(fn: bytes, args: bytes) -> Any:
+    """One job in a worker: ``fn`` pickled by cloudpickle, ``args`` by ``_JobPickler``."""
+    return _call_pickled(fn, pickle.loads(args))
 
 
 def _call_pickled(fn: bytes, args: tuple) -> Any:
@@ -148,7 +184,7 @@ def run_parallel(fn: Callable, jobs: Sequence[tuple], n_jobs: int = 2) -> Iterat
             if pending and not stop:
                 j = pending.popleft()
                 try:
-                    futures[j] = pool.submit(_call_pickled, payload, jobs[j])
+                    futures[j] = pool.submit(_call_sent, payload, _dumps(jobs[j]))
                 except Exception as exc:  # a broken pool (a worker died): raised when job j's turn comes
                     futures[j] = Future()
                     futures[j].set_exception(exc)
@@ -173,7 +209,7 @@ def run_parallel(fn: Callable, jobs: Sequence[tuple], n_jobs: int = 2) -> Iterat
                 continue
             with _one_thread():
                 _keep_heap()
-                here[j] = fn(*jobs[j])
+                here[j] = fn(*pickle.loads(_dumps(jobs[j])))  # as a worker gets them: large arrays aligned
     finally:
         with lock:
             stop = True
