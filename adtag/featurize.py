@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer
 
 from adtag.data.modalities import ModalitySpec
 from adtag.data.tokenize import ngrams
@@ -43,6 +42,8 @@ class TextFeaturizer(Estimator):
     def fit(self, texts: list[str], mask: np.ndarray) -> TextFeaturizer:
         docs = [t for t, m in zip(texts, mask, strict=True) if m]
         min_df = self.min_df if len(docs) >= 50 else 1
+        from sklearn.feature_extraction.text import CountVectorizer  # text only: vector items never import it
+
         cv = CountVectorizer(analyzer=ngrams, min_df=min_df, max_features=self.max_features)
         try:
             counts = cv.fit_transform(docs)
@@ -61,6 +62,8 @@ class TextFeaturizer(Estimator):
         return self
 
     def transform(self, texts: list[str]) -> sp.csr_matrix:
+        from sklearn.feature_extraction.text import CountVectorizer
+
         cv = CountVectorizer(analyzer=ngrams, vocabulary=self.vocabulary_)
         x = cv.transform(texts).astype(np.float32)
         x.data = 1 + np.log(x.data)

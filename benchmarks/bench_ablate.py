@@ -77,17 +77,58 @@ def write_manifest(folder: Path, n: int, seed: int = 0) -> Path:
     return manifest
 
 
-def timed(cmd: list[str], code: str | None = None) -> dict[str, float]:
+def _proc_stat(pid: int) -> tuple[int, float] | None:
+    """A process's parent and its CPU-s so far (user + system), from /proc (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _proc_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "?"
+    return "worker" if "spawn_main" in cmd or "popen_loky" in cmd else "tracker" if "tracker" in cmd else "other"
+
+
+def timed(cmd: list[str], code: str | None = None) -> dict[str, object]:
     """``cmd`` run in a fresh process, on the code tree ``code`` (its root as the working directory:
-    ``python -m`` puts the working directory before ``PYTHONPATH``)."""
+    ``python -m`` puts the working directory before ``PYTHONPATH``). Its process tree is sampled every
+    50 ms for each process's CPU-s (the command itself, its job workers, helpers such as resource
+    trackers): a process's last sample misses at most its last 50 ms, the total is the exact one."""
     env = {**os.environ, "PYTHONPATH": str(Path(code).resolve())} if code else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=code)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env, cwd=code)
+    seen: dict[int, list] = {}  # pid -> [name, CPU-s]
+    while proc.poll() is None:
+        tree, stats = {proc.pid}, {}
+        if os.path.isdir("/proc"):
+            for d in os.listdir("/proc"):
+                if d.isdigit() and (st := _proc_stat(int(d))) is not None:
+                    stats[int(d)] = st
+        grown = True
+        while grown:  # the command's descendants
+            grown = False
+            for pid, (parent, _) in stats.items():
+                if parent in tree and pid not in tree:
+                    tree.add(pid)
+                    grown = True
+        for pid in tree & stats.keys():
+            seen.setdefault(pid, ["main" if pid == proc.pid else _proc_name(pid), 0.0])[1] = stats[pid][1]
+        time.sleep(0.05)
     wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
+    processes = sorted(([name, round(c, 1)] for name, c in seen.values()), key=lambda p: (p[0] != "main", -p[1]))
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "processes": processes}
 
 
 def one_fold(manifest: Path, stackers: dict | None) -> dict[str, object]:
@@ -152,18 +193,22 @@ def main() -> None:
         run["load_after"] = os.getloadavg()
         saved = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
         run["rows"] = {f"{t}:{r['name']}": r["gap"] for t, rows in saved["tables"].items() for r in rows}
-        run["cpu_by_row"] = saved.get("cpu_s")  # per row, summed over the outer folds (worker CPU-s)
+        run["cpu_by_row"] = saved.get("cpu_s")  # per row, summed over the outer folds (CPU-s inside the jobs)
+        run["cpu_outside_rows"] = round(run["cpu_s"] - sum(run["cpu_by_row"].values()), 1)
         run["stacker_options"] = saved.get("stacker_options")
         run["tables"] = (out / "ablation.md").read_text(encoding="utf-8")
         run["ablate_over_train_wall"] = round(run["wall_s"] / result["train"]["wall_s"], 2)
         runs[name] = run
     result["ablate"], result["load_after"] = runs, os.getloadavg()
+    result["same_rows"] = all(run["rows"] == runs[next(iter(runs))]["rows"] for run in runs.values())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     names = list(runs)
     print(json.dumps({k: v for k, v in result.items() if k != "ablate"}, indent=2))
     print("| row | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names))
     print("| wall s / CPU-s | " + " | ".join(f"{runs[n]['wall_s']} / {runs[n]['cpu_s']}" for n in names) + " |")
+    print("| CPU-s outside the rows | " + " | ".join(str(runs[n]["cpu_outside_rows"]) for n in names) + " |")
+    print("| CPU-s per process | " + " | ".join(str(runs[n]["processes"]) for n in names) + " |")
     for row in runs[names[-1]]["rows"]:
         print(f"| {row} | " + " | ".join(str(runs[n]["rows"].get(row, "")) for n in names) + " |")
     print(runs[names[-1]]["tables"])

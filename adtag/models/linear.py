@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import minimize
 from scipy.sparse import _sparsetools
 
 from adtag.metrics import gap_at_k
@@ -256,5 +255,7 @@ def _fit_platt(scores: np.ndarray, Y: np.ndarray) -> np.ndarray:
         loss = np.mean(np.logaddexp(0, z) - y * z)
         g = _sigmoid(z) - y
         return float(loss), np.array([np.mean(g * s), np.mean(g)])
+
+    from scipy.optimize import minimize  # the SVM's alone: ~0.3 CPU-s of imports in every other process
 
     return minimize(f, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B").x
