@@ -44,6 +44,23 @@ def test_this_process_runs_jobs_beside_a_worker_results_in_input_order():
         torch.set_num_threads(1)
 
 
+def _imported(i: int, module: str) -> tuple[int, bool]:
+    time.sleep(0.3)  # both processes take a job
+    return os.getpid(), module in sys.modules
+
+
+def test_prestart_starts_the_worker_that_the_next_map_uses_with_its_imports_done():
+    from adtag.engines import local
+
+    local.prestart(2, "colorsys")  # a module nothing else here imports
+    pool = local._POOL
+    assert pool is not None and "colorsys" not in sys.modules
+    out = list(run_parallel(_imported, [(i, "colorsys") for i in range(4)], n_jobs=2))
+    assert local._POOL is pool  # the map ran on the started worker, not a new one
+    in_worker = [seen for pid, seen in out if pid != os.getpid()]
+    assert in_worker and all(in_worker)  # the worker imported it before its first job
+
+
 def test_a_closure_travels_by_value_and_a_failing_job_raises():
     offset = 10
     assert list(run_parallel(lambda x: x + offset, [(i,) for i in range(5)], n_jobs=2)) == [10, 11, 12, 13, 14]

@@ -55,6 +55,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     setup(args)
+    if getattr(args, "engine", "local") == "local":  # its worker starts while this process imports and reads
+        from adtag.engines.local import JOBS, prestart
+
+        prestart(JOBS, "adtag.ablation")
     from adtag.ablation import run_ablation
     from adtag.ablation_report import to_markdown, write_ablation
     from adtag.models.tagger import TrainConfig

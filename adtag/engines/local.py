@@ -26,6 +26,7 @@ def _call(fn: Callable, args: tuple) -> Any:
     return fn(*args)
 
 
+JOBS = 2  # processes that fit branches and ablation rows by default (this one and a worker)
 ALIGNED_BYTES = 1 << 20  # arrays above this size travel to a job page-aligned, as joblib's memory maps were
 
 
@@ -145,6 +146,27 @@ def _workers(n: int) -> ProcessPoolExecutor:
 
         _POOL = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
     return _POOL
+
+
+def _import(module: str) -> None:
+    """A worker's first job under ``prestart``: its thread settings, then the modules its jobs need."""
+    import importlib
+
+    from adtag import runtime
+
+    runtime.configure(1)
+    importlib.import_module(module)
+
+
+def prestart(n_jobs: int, module: str) -> None:
+    """Start the workers of a coming ``run_parallel(..., n_jobs)`` now, importing ``module``: their start and
+    imports (~2.6 CPU-s each) then run beside this process's own imports and input reading instead of
+    delaying the first jobs while a core idles (``adtag ablate``: ~2 s of wall time)."""
+    n = min(n_jobs, os.cpu_count() or 1) - 1
+    if n >= 1:
+        pool = _workers(n)
+        for _ in range(n):
+            pool.submit(_import, module)
 
 
 def job_size(args: tuple | list) -> int:

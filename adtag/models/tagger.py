@@ -18,7 +18,7 @@ from adtag.data.manifest import Item
 from adtag.data.modalities import ModalitySpec, infer_modalities, raw_values
 from adtag.data.scores import in_sample_warnings
 from adtag.data.vocab import Vocabulary
-from adtag.engines.local import run_parallel
+from adtag.engines.local import JOBS, run_parallel
 from adtag.errors import AdtagError
 from adtag.featurize import fit_featurizer
 from adtag.metrics import gap_at_k
@@ -40,7 +40,7 @@ class TrainConfig:
     joint: bool = True
     stacker: dict[str, Any] = field(default_factory=dict)
     encoders: dict[str, Any] | None = None  # recorded by extraction, used to tag raw videos
-    jobs: int = 2  # branches fitted in parallel processes (one thread each)
+    jobs: int = JOBS  # branches fitted in parallel processes (one thread each)
 
     def validate(self) -> None:
         if self.fusion not in FUSIONS:
