@@ -52,10 +52,11 @@ def _imported(i: int, module: str) -> tuple[int, bool]:
 def test_prestart_starts_the_worker_that_the_next_map_uses_with_its_imports_done():
     from adtag.engines import local
 
-    local.prestart(2, "colorsys")  # a module nothing else here imports
+    module = next(m for m in ("tabnanny", "pyclbr", "netrc", "tomllib") if m not in sys.modules)  # nothing imports it
+    local.prestart(2, module)
     pool = local._POOL
-    assert pool is not None and "colorsys" not in sys.modules
-    out = list(run_parallel(_imported, [(i, "colorsys") for i in range(4)], n_jobs=2))
+    assert pool is not None and module not in sys.modules
+    out = list(run_parallel(_imported, [(i, module) for i in range(4)], n_jobs=2))
     assert local._POOL is pool  # the map ran on the started worker, not a new one
     in_worker = [seen for pid, seen in out if pid != os.getpid()]
     assert in_worker and all(in_worker)  # the worker imported it before its first job
