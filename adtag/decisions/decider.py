@@ -238,11 +238,15 @@ class Decider:
             return self.rules.min_tags
         return 1 if self.thresholds.goal.kind == "f1" else 0
 
-    def decide(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw scores (n, L) -> calibrated scores, decided (n, L) and review (n, L)."""
+    def decide(
+        self, scores: np.ndarray, decide_on: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw scores (n, L) -> calibrated scores, decided (n, L) and review (n, L); ``decide_on``: other raw
+        scores to decide on (the layer's refits' mean, ``fit.scores_for_decisions``), the calibrated ones
+        still those of ``scores``."""
         cal = self.calibrate(scores)
-        decided = self.decide_calibrated(cal)
-        return cal, decided, self.thresholds.review(cal)
+        on = cal if decide_on is None else self.calibrate(decide_on)
+        return cal, self.decide_calibrated(on), self.thresholds.review(on)
 
     def explain_rows(self, scores: np.ndarray) -> list[dict[str, list[tuple[str, float]]]]:
         """Per item: decided tags and the review band, each as (tag, calibrated score), best first."""

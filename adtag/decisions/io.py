@@ -23,8 +23,7 @@ def decided_submission(
 ) -> dict:
     """Ranked calibrated ``scores``; ``decided`` and ``review`` from ``decide_on`` (the decision layer's
     refits' scores, ``fit.scores_for_decisions``) when given, else from ``scores``."""
-    cal = decider.calibrate(scores)
-    _, decided, review = decider.decide(scores if decide_on is None else decide_on)
+    cal, decided, review = decider.decide(scores, decide_on)
     sub = to_submission(ids, cal, decider.tags, top_k)
     for i, vid in enumerate(ids):
         order = np.argsort(-cal[i], kind="stable")

@@ -57,17 +57,12 @@ def _dumps(args: tuple) -> bytes:
 
 
 def _call_sent(fn: bytes, args: bytes) -> Any:
-    """One job in a worker: ``fn`` pickled by cloudpickle, ``args`` by ``_JobPickler``."""
-    return _call_pickled(fn, pickle.loads(args))
-
-
-def _call_pickled(fn: bytes, args: tuple) -> Any:
-    """One job in a worker process: ``fn`` comes pickled by value where it must (cloudpickle: a function
-    of a script or a closure), by reference otherwise."""
+    """One job in a worker process: ``fn`` pickled by cloudpickle (by value where it must: a function of a
+    script or a closure; by reference otherwise), ``args`` by ``_JobPickler``."""
     import cloudpickle
 
     _quick_exit()
-    return _call(cloudpickle.loads(fn), args)
+    return _call(cloudpickle.loads(fn), pickle.loads(args))
 
 
 @cache
@@ -148,25 +143,17 @@ def _workers(n: int) -> ProcessPoolExecutor:
     return _POOL
 
 
-def _import(module: str) -> None:
-    """A worker's first job under ``prestart``: its thread settings, then the modules its jobs need."""
-    import importlib
-
-    from adtag import runtime
-
-    runtime.configure(1)
-    importlib.import_module(module)
-
-
 def prestart(n_jobs: int, module: str) -> None:
     """Start the workers of a coming ``run_parallel(..., n_jobs)`` now, importing ``module``: their start and
     imports (~2.6 CPU-s each) then run beside this process's own imports and input reading instead of
     delaying the first jobs while a core idles (``adtag ablate``: ~2 s of wall time)."""
     n = min(n_jobs, os.cpu_count() or 1) - 1
     if n >= 1:
+        import importlib
+
         pool = _workers(n)
-        for _ in range(n):
-            pool.submit(_import, module)
+        for _ in range(n):  # set up as for a job (one thread), then the imports its jobs need
+            pool.submit(_call, importlib.import_module, (module,))
 
 
 def job_size(args: tuple | list) -> int:

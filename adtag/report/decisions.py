@@ -15,8 +15,7 @@ def decisions_data(
 ) -> dict[str, Any]:
     """Everything the section shows, from a fitted decision layer and held-out raw scores + truth;
     ``decide_on``: the scores the layer decides on (``decisions.fit.scores_for_decisions``), else the raw ones."""
-    cal = decider.calibrate(raw_scores)
-    _, decided, review = decider.decide(raw_scores if decide_on is None else decide_on)
+    cal, decided, review = decider.decide(raw_scores, decide_on)
     th = decider.thresholds
     npos = decider.oof_truth.sum(0) if decider.oof_truth is not None else np.zeros(len(decider.tags))
     return {
